@@ -1,0 +1,9 @@
+// Package cloudsink is the only package that speaks HTTP to the Microsoft
+// cloud. It turns the agent's lookups and updates into Microsoft Graph calls
+// (and, later, Exchange Online ones), batched and throttle-aware, and reports
+// a result per user. It builds the azidentity credential too, so that every
+// cloud target shares one token source.
+//
+// cloudsink must never import ldapsrc, state or agent. Test emulators live in
+// its sub-packages (graphtest) and never in production code paths.
+package cloudsink
