@@ -1,0 +1,155 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certsync/certsync/mapping/pkitest"
+)
+
+// validYAML is a complete configuration; the table below breaks one thing
+// at a time.
+const validYAML = `source:
+  url: ldaps://dc01.contoso.com
+  baseDN: "DC=contoso,DC=com"
+  bind: {method: simple, username: "svc@contoso.com", passwordFile: pw}
+  tls: {caFile: ca.pem}
+cloud:
+  tenantID: "t"
+  clientID: "c"
+  credential: {method: secret, secretEnv: CERTSYNC_TEST_SECRET}
+policy:
+  issuingCAFile: ca.pem
+state: {path: state.db}
+`
+
+func writeFiles(t *testing.T) string {
+	t.Helper()
+	ca, err := pkitest.NewRootCA("config test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range map[string]string{"pw": "s3cret\n", "ca.pem": string(pkitest.CertPEM(ca.Cert))} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestParseValidAppliesDefaults(t *testing.T) {
+	dir := writeFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"anchor", c.Source.AnchorAttribute, "objectGUID"},
+		{"pageSize", c.Source.PageSize, 500},
+		{"environment", c.Cloud.Environment, "global"},
+		{"match", c.Cloud.Match, Match{"objectGUID", "onPremisesImmutableId"}},
+		{"bindings", strings.Join(c.Cloud.CertificateUserIDs.Bindings, ","), "SKI"},
+		{"cuid on", c.Cloud.CertificateUserIDs.On(), true},
+		{"requireSKI", *c.Policy.RequireSKI, true},
+		{"skipExpired", *c.Policy.SkipExpired, true},
+		{"maxCertificates", c.Policy.MaxCertificates, 15},
+		{"ekus", len(c.ExtKeyUsageList()), 2},
+		{"interval", c.Schedule.Interval, 5 * time.Minute},
+		{"maxDeletes", *c.Safety.MaxDeletes, 500},
+		{"maxDeletePercent", *c.Safety.MaxDeletePercent, 10},
+		{"state path is relative to the file", c.Path(c.State.Path), filepath.Join(dir, "state.db")},
+		{"log", c.Log, Log{"info", "json"}},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s: got %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+	pw, err := c.LDAPPassword()
+	if err != nil || pw.Reveal() != "s3cret" {
+		t.Errorf("password: %v %q", err, pw.Reveal())
+	}
+	if s := pw.String(); strings.Contains(s, "s3cret") {
+		t.Errorf("Secret.String leaks the secret: %q", s)
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	dir := writeFiles(t)
+	cases := []struct {
+		name, from, to, wantErr string
+	}{
+		{"unknown top key", "state: {path: state.db}", "state: {path: state.db}\nstat: 1", "unknown key stat"},
+		{"unknown nested key", "tls: {caFile: ca.pem}", "tls: {caFile: ca.pem, cafile: x}", "unknown key source.tls.cafile"},
+		{"missing url", "url: ldaps://dc01.contoso.com", "url: \"\"", "source.url: required"},
+		{"http url", "url: ldaps://dc01.contoso.com", "url: http://dc01", "source.url"},
+		{"missing baseDN", `baseDN: "DC=contoso,DC=com"`, `baseDN: ""`, "source.baseDN: required"},
+		{"page size", "  bind:", "  pageSize: 5000\n  bind:", "source.pageSize"},
+		{"no password source", "passwordFile: pw", "passwordFile: \"\"", "source.bind.passwordFile: required"},
+		{"two password sources", "passwordFile: pw", "passwordFile: pw, passwordEnv: X", "set only one"},
+		{"bind method", "method: simple", "method: ntlm", "source.bind.method"},
+		{"unreadable CA file", "tls: {caFile: ca.pem}", "tls: {caFile: nope.pem}", "source.tls.caFile: cannot read"},
+		{"environment", `tenantID: "t"`, "tenantID: \"t\"\n  environment: mars", "cloud.environment"},
+		{"tenant", `tenantID: "t"`, `tenantID: ""`, "cloud.tenantID: required"},
+		{"credential method", "method: secret", "method: password", "cloud.credential.method"},
+		{"http graph override", `clientID: "c"`, "clientID: \"c\"\n  graphEndpoint: http://127.0.0.1:1", "cloud.graphEndpoint"},
+		{"binding kind", `clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {bindings: [UPN]}", "cloud.certificateUserIds.bindings[0]"},
+		{"match pair", `clientID: "c"`, "clientID: \"c\"\n  match: {sourceAttribute: mail, cloudProperty: onPremisesImmutableId}", "cloud.match.sourceAttribute"},
+		{"missing issuing CA", "issuingCAFile: ca.pem", "issuingCAFile: \"\"", "policy.issuingCAFile: required"},
+		{"eku", "issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  extendedKeyUsages: [smime]", "policy.extendedKeyUsages[0]"},
+		{"max certificates", "issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  maxCertificates: 16", "policy.maxCertificates"},
+		{"interval", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: 1s}", "schedule.interval"},
+		{"bad duration", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: soon}", "soon"},
+		{"percent", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletePercent: 150}", "safety.maxDeletePercent"},
+		{"log level", "state: {path: state.db}", "state: {path: state.db}\nlog: {level: loud}", "log.level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(validYAML, tc.from) {
+				t.Fatalf("test broken: %q not in the valid config", tc.from)
+			}
+			_, err := Parse([]byte(strings.Replace(validYAML, tc.from, tc.to, 1)), dir)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSecretFromEnvironment(t *testing.T) {
+	dir := writeFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ClientSecret(); err == nil || !strings.Contains(err.Error(), "CERTSYNC_TEST_SECRET") {
+		t.Fatalf("unset variable: got %v", err)
+	}
+	t.Setenv("CERTSYNC_TEST_SECRET", "xyz")
+	s, err := c.ClientSecret()
+	if err != nil || s.Reveal() != "xyz" {
+		t.Fatalf("got %v %q", err, s.Reveal())
+	}
+}
+
+func TestReadCerts(t *testing.T) {
+	dir := writeFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := c.ReadCerts("policy.issuingCAFile", "ca.pem")
+	if err != nil || len(certs) != 1 || certs[0].Subject.CommonName != "config test CA" {
+		t.Fatalf("got %v, %v", certs, err)
+	}
+	if _, err := c.ReadCerts("policy.issuingCAFile", "pw"); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("a file without certificates: got %v", err)
+	}
+}

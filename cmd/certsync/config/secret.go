@@ -1,0 +1,134 @@
+package config
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Secret holds a password or client secret. It prints as [redacted] so it
+// cannot leak through a log line or an error message by accident.
+type Secret struct{ v string }
+
+// NewSecret wraps a value.
+func NewSecret(v string) Secret { return Secret{v: v} }
+
+// Reveal returns the secret; call it only where the secret is handed to the
+// library that needs it.
+func (s Secret) Reveal() string { return s.v }
+
+func (Secret) String() string   { return "[redacted]" }
+func (Secret) GoString() string { return "[redacted]" }
+
+// ReadSecret reads a secret from a file (trailing newline trimmed) or an
+// environment variable; key names the config key for errors.
+func ReadSecret(key, file, env string) (Secret, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return Secret{}, fmt.Errorf("%sFile: %w", key, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return Secret{}, fmt.Errorf("%sFile: %s is empty", key, file)
+		}
+		return NewSecret(v), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok || v == "" {
+			return Secret{}, fmt.Errorf("%sEnv: environment variable %s is not set", key, env)
+		}
+		return NewSecret(v), nil
+	}
+	return Secret{}, fmt.Errorf("%sFile: required", key)
+}
+
+// LDAPPassword reads source.bind's password.
+func (c *Config) LDAPPassword() (Secret, error) {
+	b := c.Source.Bind
+	return ReadSecret("source.bind.password", c.Path(b.PasswordFile), b.PasswordEnv)
+}
+
+// ClientSecret reads cloud.credential's secret.
+func (c *Config) ClientSecret() (Secret, error) {
+	cr := c.Cloud.Credential
+	return ReadSecret("cloud.credential.secret", c.Path(cr.SecretFile), cr.SecretEnv)
+}
+
+// ReadCertPool reads a PEM bundle; key names the config key for errors.
+func (c *Config) ReadCertPool(key, path string) (*x509.CertPool, error) {
+	certs, err := c.ReadCerts(key, path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, cert := range certs {
+		pool.AddCert(cert)
+	}
+	return pool, nil
+}
+
+// ReadCerts reads every certificate of a PEM bundle; a file with none is
+// an error.
+func (c *Config) ReadCerts(key, path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(c.Path(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	var out []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: certificate %d: %w", key, path, len(out)+1, err)
+		}
+		out = append(out, cert)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", key, path)
+	}
+	return out, nil
+}
+
+// extKeyUsageNames are the names policy.extendedKeyUsages takes.
+func extKeyUsageNames() []string {
+	return []string{"any", "clientAuth", "codeSigning", "emailProtection", "serverAuth"}
+}
+
+// ExtKeyUsage turns a policy.extendedKeyUsages name into Go's constant.
+func ExtKeyUsage(name string) (x509.ExtKeyUsage, bool) {
+	switch name {
+	case "any":
+		return x509.ExtKeyUsageAny, true
+	case "emailProtection":
+		return x509.ExtKeyUsageEmailProtection, true
+	case "clientAuth":
+		return x509.ExtKeyUsageClientAuth, true
+	case "serverAuth":
+		return x509.ExtKeyUsageServerAuth, true
+	case "codeSigning":
+		return x509.ExtKeyUsageCodeSigning, true
+	}
+	return 0, false
+}
+
+// ExtKeyUsageList converts policy.extendedKeyUsages (already validated).
+func (c *Config) ExtKeyUsageList() []x509.ExtKeyUsage {
+	var out []x509.ExtKeyUsage
+	for _, n := range c.Policy.ExtendedKeyUsages {
+		if u, ok := ExtKeyUsage(n); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
