@@ -1,0 +1,271 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TargetRecord is what certsync published to one cloud target of one user.
+type TargetRecord struct {
+	CloudID string   // the cloud account the values were written to
+	Values  []string // values certsync published and the cloud confirmed (it owns them)
+	Pending []string // values certsync is about to write (recorded before the write, cleared after)
+}
+
+// Record is everything the state file keeps about one directory user.
+//
+// Stored as given, with these normalisations: nil and empty slices (and
+// maps) both read back as nil; times keep their instant and UTC offset but
+// not their Location or monotonic reading (compare them with
+// time.Time.Equal); invalid UTF-8 in DN, Name and Problem (text for people)
+// reads back with U+FFFD in its place. Target names, CloudID, Values and
+// Pending decide ownership and must round-trip exactly: Update refuses
+// invalid UTF-8 there. The anchor is the raw bbolt key: any bytes.
+type Record struct {
+	Anchor    string // the key: immutable directory id (objectGUID, entryUUID); never empty
+	DN        string
+	Name      string                  // mail/UPN, for people
+	Targets   map[string]TargetRecord // by target name, e.g. "graph.certificateUserIds"
+	Problem   string                  // last per-user problem, "" when fine
+	ProblemAt time.Time
+	UpdatedAt time.Time
+}
+
+// recordV1 is the stored form of a Record (schema version 1). The anchor is
+// the bbolt key, not repeated in the value. Short, stable JSON names: they
+// are the file format.
+type recordV1 struct {
+	DN        string              `json:"dn,omitempty"`
+	Name      string              `json:"name,omitempty"`
+	Targets   map[string]targetV1 `json:"targets,omitempty"`
+	Problem   string              `json:"problem,omitempty"`
+	ProblemAt time.Time           `json:"problemAt,omitzero"`
+	UpdatedAt time.Time           `json:"updatedAt,omitzero"`
+}
+
+type targetV1 struct {
+	CloudID string   `json:"cloudId,omitempty"`
+	Values  []string `json:"values,omitempty"`
+	Pending []string `json:"pending,omitempty"`
+}
+
+// problemKey occurs in a stored record exactly when Problem is not empty
+// (omitempty), and never inside a JSON string (quotes are escaped there), so
+// Problems can skip decoding the fine records. A target named "problem" also
+// matches; the decoded record settles it.
+const problemKey = `"problem":`
+
+// anchorText quotes an anchor for an error message, cut short when it is
+// too long to be a real one (which is then the error).
+func anchorText[T string | []byte](anchor T) string {
+	const limit = 64
+	if len(anchor) <= limit {
+		return fmt.Sprintf("%q", anchor)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", anchor[:limit], len(anchor))
+}
+
+func encodeRecord(r Record) ([]byte, error) {
+	// encoding/json would silently replace invalid UTF-8; a changed value
+	// would no longer match what was published and never be removed.
+	for name, t := range r.Targets {
+		if !utf8.ValidString(name) {
+			return nil, fmt.Errorf("target name %q is not valid UTF-8", name)
+		}
+		if !utf8.ValidString(t.CloudID) {
+			return nil, fmt.Errorf("target %s: cloud id %q is not valid UTF-8", name, t.CloudID)
+		}
+		for _, v := range slices.Concat(t.Values, t.Pending) {
+			if !utf8.ValidString(v) {
+				return nil, fmt.Errorf("target %s: value %q is not valid UTF-8", name, v)
+			}
+		}
+	}
+	v := recordV1{
+		DN:        r.DN,
+		Name:      r.Name,
+		Problem:   r.Problem,
+		ProblemAt: r.ProblemAt,
+		UpdatedAt: r.UpdatedAt,
+	}
+	if len(r.Targets) > 0 {
+		v.Targets = make(map[string]targetV1, len(r.Targets))
+		for name, t := range r.Targets {
+			v.Targets[name] = targetV1(t)
+		}
+	}
+	return json.Marshal(v)
+}
+
+func decodeRecord(anchor, raw []byte) (Record, error) {
+	var v recordV1
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return Record{}, fmt.Errorf("state: decode record of anchor %s: %w", anchorText(anchor), err)
+	}
+	r := Record{
+		Anchor:    string(anchor),
+		DN:        v.DN,
+		Name:      v.Name,
+		Problem:   v.Problem,
+		ProblemAt: v.ProblemAt,
+		UpdatedAt: v.UpdatedAt,
+	}
+	if len(v.Targets) > 0 {
+		r.Targets = make(map[string]TargetRecord, len(v.Targets))
+		for name, t := range v.Targets {
+			r.Targets[name] = TargetRecord(t)
+		}
+	}
+	return r, nil
+}
+
+// Get returns the record of anchor; false (and no error) when there is none.
+func (s *Store) Get(anchor string) (Record, bool, error) {
+	if anchor == "" {
+		return Record{}, false, errors.New("state: get: empty anchor")
+	}
+	var (
+		r     Record
+		found bool
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketUsers))
+		if b == nil {
+			return nil
+		}
+		raw := b.Get([]byte(anchor))
+		if raw == nil {
+			return nil
+		}
+		var err error
+		r, err = decodeRecord([]byte(anchor), raw)
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("state: get %s from %s: %w", anchorText(anchor), s.path, err)
+	}
+	return r, found, nil
+}
+
+// ForEach calls fn for every record, in byte order of the anchors, inside one
+// read transaction (a consistent snapshot). An error from fn stops the walk
+// and is returned unchanged. fn must not call the Store's write methods.
+func (s *Store) ForEach(fn func(Record) error) error {
+	return s.scan(nil, fn)
+}
+
+// scan walks the users bucket; when filter is set, only values containing
+// it are decoded.
+func (s *Store) scan(filter []byte, fn func(Record) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketUsers))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if filter != nil && !bytes.Contains(v, filter) {
+				return nil
+			}
+			r, err := decodeRecord(k, v)
+			if err != nil {
+				return fmt.Errorf("%w (in %s)", err, s.path)
+			}
+			return fn(r)
+		})
+	})
+}
+
+// Count is the number of user records, read from bbolt's page headers
+// rather than by decoding the records.
+func (s *Store) Count() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketUsers)); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("state: count records in %s: %w", s.path, err)
+	}
+	return n, nil
+}
+
+// Problems returns the records whose Problem is set, in anchor order.
+func (s *Store) Problems() ([]Record, error) {
+	var out []Record
+	err := s.scan([]byte(problemKey), func(r Record) error {
+		if r.Problem != "" {
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Update writes puts (whole records, replacing any previous record of the
+// same anchor) and removes deletes, in ONE write transaction: all of it
+// lands or none of it does. An empty anchor, or an anchor both put and
+// deleted, is refused before anything is written; deleting an absent anchor
+// is not an error. Later puts of the same anchor win.
+func (s *Store) Update(puts []Record, deletes []string) error {
+	if len(puts) == 0 && len(deletes) == 0 {
+		return nil
+	}
+	// Validate and encode first: the write lock is then held only for the
+	// bbolt work.
+	type kv struct{ k, v []byte }
+	enc := make([]kv, len(puts))
+	putAnchors := make(map[string]struct{}, len(puts))
+	for i, r := range puts {
+		if r.Anchor == "" {
+			return fmt.Errorf("state: update %s: record %d (DN %q) has an empty anchor; nothing written", s.path, i, r.DN)
+		}
+		raw, err := encodeRecord(r)
+		if err != nil {
+			return fmt.Errorf("state: update %s: encode record of anchor %s: %w; nothing written", s.path, anchorText(r.Anchor), err)
+		}
+		enc[i] = kv{[]byte(r.Anchor), raw}
+		putAnchors[r.Anchor] = struct{}{}
+	}
+	for i, a := range deletes {
+		if a == "" {
+			return fmt.Errorf("state: update %s: delete %d has an empty anchor; nothing written", s.path, i)
+		}
+		if _, ok := putAnchors[a]; ok {
+			return fmt.Errorf("state: update %s: anchor %s is both put and deleted; nothing written", s.path, anchorText(a))
+		}
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucketUsers))
+		if err != nil {
+			return err
+		}
+		for _, e := range enc {
+			if err := b.Put(e.k, e.v); err != nil {
+				return fmt.Errorf("put anchor %s: %w", anchorText(e.k), err)
+			}
+		}
+		for _, a := range deletes {
+			if err := b.Delete([]byte(a)); err != nil {
+				return fmt.Errorf("delete anchor %s: %w", anchorText(a), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: update %s: %w; nothing written", s.path, err)
+	}
+	return nil
+}
