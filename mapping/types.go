@@ -52,9 +52,9 @@ type RawValue struct {
 // Policy decides which certificates may be published.
 type Policy struct {
 	// IssuingCAs are the trusted issuing CAs and the intermediates between
-	// them; a certificate is trusted when its chain ends at a self-signed
-	// certificate of this set, or at any certificate of this set when the set
-	// holds no self-signed one (a trusted issuing CA need not be a root).
+	// them. Every one of them is a trust anchor (a trusted issuing CA need
+	// not be a root): a certificate is trusted when its signature chain,
+	// built from this set only, reaches any certificate of the set.
 	IssuingCAs []*x509.Certificate
 	// RequireSKI rejects certificates without a Subject Key Identifier.
 	RequireSKI bool

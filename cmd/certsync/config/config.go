@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/certsync/certsync/mapping"
 )
 
 // Config is agent.yaml. Every key is documented in agent.yaml.example.
@@ -151,6 +153,9 @@ func Parse(data []byte, dir string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	// The state path is handed to other packages as is: make it absolute
+	// here so it never depends on the working directory.
+	c.State.Path = c.Path(c.State.Path)
 	return c, nil
 }
 
@@ -348,8 +353,8 @@ func (c *Config) Validate() error {
 		return err
 	}
 	for i, e := range p.ExtendedKeyUsages {
-		if _, ok := ExtKeyUsage(e); !ok {
-			return keyErr(fmt.Sprintf("policy.extendedKeyUsages[%d]", i), fmt.Sprintf("%q is not one of %s", e, strings.Join(extKeyUsageNames(), ", ")))
+		if _, err := mapping.ParseExtKeyUsage(e); err != nil {
+			return keyErr(fmt.Sprintf("policy.extendedKeyUsages[%d]", i), strings.TrimPrefix(err.Error(), "mapping: "))
 		}
 	}
 	if p.MaxCertificates < 1 || p.MaxCertificates > 15 {

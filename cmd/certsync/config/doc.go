@@ -3,6 +3,6 @@
 // Secrets are read here from files or the environment, never from the YAML
 // itself, and are held in Secret, whose String() is redacted.
 //
-// config must never import ldapsrc, cloudsink, state or agent: the command
+// config imports only mapping (pure); never ldapsrc, cloudsink, state or agent: the command
 // turns a Config into their options.
 package config

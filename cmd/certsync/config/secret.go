@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/certsync/certsync/mapping"
 )
 
 // Secret holds a password or client secret. It prints as [redacted] so it
@@ -100,33 +102,11 @@ func (c *Config) ReadCerts(key, path string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// extKeyUsageNames are the names policy.extendedKeyUsages takes.
-func extKeyUsageNames() []string {
-	return []string{"any", "clientAuth", "codeSigning", "emailProtection", "serverAuth"}
-}
-
-// ExtKeyUsage turns a policy.extendedKeyUsages name into Go's constant.
-func ExtKeyUsage(name string) (x509.ExtKeyUsage, bool) {
-	switch name {
-	case "any":
-		return x509.ExtKeyUsageAny, true
-	case "emailProtection":
-		return x509.ExtKeyUsageEmailProtection, true
-	case "clientAuth":
-		return x509.ExtKeyUsageClientAuth, true
-	case "serverAuth":
-		return x509.ExtKeyUsageServerAuth, true
-	case "codeSigning":
-		return x509.ExtKeyUsageCodeSigning, true
-	}
-	return 0, false
-}
-
 // ExtKeyUsageList converts policy.extendedKeyUsages (already validated).
 func (c *Config) ExtKeyUsageList() []x509.ExtKeyUsage {
 	var out []x509.ExtKeyUsage
 	for _, n := range c.Policy.ExtendedKeyUsages {
-		if u, ok := ExtKeyUsage(n); ok {
+		if u, err := mapping.ParseExtKeyUsage(n); err == nil {
 			out = append(out, u)
 		}
 	}

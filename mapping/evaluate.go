@@ -1,0 +1,290 @@
+package mapping
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Evaluate decodes and checks every certificate value of one user against
+// the policy and selects what may be published. It never fails: every
+// value ends up accepted or rejected with a reason an admin can act on.
+//
+// A certificate is judged by its DER alone, whatever value carried it: the
+// same certificate found in both attributes, or as DER and inside a PKCS#7,
+// is accepted once (its Attributes name every source) or rejected once per
+// source attribute. Chain certificates carried in a PKCS#7 are therefore
+// not used to build the chain: only p.IssuingCAs are trusted material.
+//
+// Rejections come in value order, then the over-limit ones in priority
+// order. Accepted and Rejected are nil when empty.
+func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
+	ch := newChecker(p, now)
+	var ev Evaluation
+	acceptedAt := map[string]int{} // SHA-256 -> index in ev.Accepted
+	causes := map[string][]cause{} // SHA-256 -> verdict, nil when accepted
+	seen := map[rejectionKey]bool{}
+	reject := func(r Rejection) {
+		k := rejectionKey{r.SHA256, r.Attribute}
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		ev.Rejected = append(ev.Rejected, r)
+	}
+
+	for _, v := range values {
+		certs, err := decode(v.Data)
+		if err != nil {
+			reject(Rejection{
+				Attribute: v.Attribute,
+				SHA256:    sha256Hex(v.Data),
+				Code:      RejectMalformed,
+				Reason:    err.Error(),
+			})
+			continue
+		}
+		for _, c := range certs {
+			sum := sha256Hex(c.Raw)
+			cs, judged := causes[sum]
+			if !judged {
+				cs = ch.check(c)
+				causes[sum] = cs
+			}
+			if len(cs) > 0 {
+				reject(newRejection(v.Attribute, c, sum, cs[0].code, joinReasons(cs)))
+				continue
+			}
+			if i, ok := acceptedAt[sum]; ok {
+				if !slices.Contains(ev.Accepted[i].Attributes, v.Attribute) {
+					ev.Accepted[i].Attributes = append(ev.Accepted[i].Attributes, v.Attribute)
+				}
+				continue
+			}
+			acceptedAt[sum] = len(ev.Accepted)
+			ev.Accepted = append(ev.Accepted, Certificate{Cert: c, SHA256: sum, Attributes: []string{v.Attribute}})
+		}
+	}
+
+	slices.SortFunc(ev.Accepted, func(a, b Certificate) int {
+		if c := b.Cert.NotBefore.Compare(a.Cert.NotBefore); c != 0 {
+			return c // newest first
+		}
+		return cmp.Compare(a.SHA256, b.SHA256)
+	})
+	if limit := p.MaxCertificates; limit > 0 && len(ev.Accepted) > limit {
+		reason := fmt.Sprintf("valid, but only the %d newest certificates are published (policy.maxCertificates)", limit)
+		for _, c := range ev.Accepted[limit:] {
+			for _, a := range c.Attributes {
+				reject(newRejection(a, c.Cert, c.SHA256, RejectOverLimit, reason))
+			}
+		}
+		ev.Accepted = slices.Clip(ev.Accepted[:limit])
+	}
+	return ev
+}
+
+type rejectionKey struct{ sha256, attribute string }
+
+// cause is one failed check: its Reject* code and a clause for people.
+type cause struct{ code, reason string }
+
+func joinReasons(cs []cause) string {
+	rs := make([]string, len(cs))
+	for i, c := range cs {
+		rs[i] = c.reason
+	}
+	return strings.Join(rs, "; ")
+}
+
+func newRejection(attr string, c *x509.Certificate, sum, code, reason string) Rejection {
+	return Rejection{
+		Attribute: attr,
+		Subject:   c.Subject.String(),
+		Serial:    serialHex(c),
+		SHA256:    sum,
+		Code:      code,
+		Reason:    reason,
+	}
+}
+
+// serialHex is the serial as people read it (certutil, openssl): upper-case
+// big-endian hex without separators.
+func serialHex(c *x509.Certificate) string {
+	if c.SerialNumber == nil {
+		return ""
+	}
+	return fmt.Sprintf("%X", c.SerialNumber)
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// checker holds what is shared by every certificate of one Evaluate call.
+type checker struct {
+	p             Policy
+	now           time.Time
+	roots, inters *x509.CertPool
+}
+
+func newChecker(p Policy, now time.Time) *checker {
+	// Every listed CA is a trust anchor: admins list the CAs that issue
+	// user certificates, which are usually intermediates, and a chain need
+	// not reach a self-signed root. They are intermediates too, so that a
+	// leaf of a lower CA chains through the listed ones. Roots is never nil:
+	// a nil pool would make crypto/x509 fall back to the system roots.
+	ch := &checker{p: p, now: now, roots: x509.NewCertPool(), inters: x509.NewCertPool()}
+	for _, ca := range p.IssuingCAs {
+		if ca != nil {
+			ch.roots.AddCert(ca)
+			ch.inters.AddCert(ca)
+		}
+	}
+	return ch
+}
+
+// check returns every failed check of c, most fundamental first (that
+// order picks the Rejection's Code); nil means c may be published. All
+// causes are reported so that an admin fixes them in one go.
+func (ch *checker) check(c *x509.Certificate) []cause {
+	var cs []cause
+	if isCA(c) {
+		cs = append(cs, cause{RejectCA, "is a CA certificate, not an end-entity certificate"})
+	}
+	if err := ch.verify(c); err != nil {
+		cs = append(cs, cause{RejectUntrusted,
+			fmt.Sprintf("not issued by a trusted issuing CA (issuer %s): %v", c.Issuer.String(), err)})
+	}
+	if ch.p.SkipExpired {
+		switch {
+		case ch.now.After(c.NotAfter):
+			cs = append(cs, cause{RejectExpired,
+				fmt.Sprintf("expired on %s (policy.skipExpired)", c.NotAfter.UTC().Format(time.RFC3339))})
+		case ch.now.Before(c.NotBefore):
+			cs = append(cs, cause{RejectNotYetValid,
+				fmt.Sprintf("not valid before %s (policy.skipExpired)", c.NotBefore.UTC().Format(time.RFC3339))})
+		}
+	}
+	if ch.p.RequireSKI && len(c.SubjectKeyId) == 0 {
+		cs = append(cs, cause{RejectNoSKI, "has no subject key identifier (policy.requireSKI)"})
+	}
+	if r := ekuProblem(c, ch.p.ExtKeyUsages); r != "" {
+		cs = append(cs, cause{RejectEKU, r})
+	}
+	return cs
+}
+
+// verify checks the signature chain against the issuing CAs at now, or,
+// when c is outside its validity, at the nearest moment inside it. Validity
+// is the policy's business (SkipExpired, with its own code and reason), so
+// an expired certificate is refused as untrusted only when a stranger
+// signed it, and one allowed despite its age still has its signature
+// checked. The EKU is checked separately for a clearer reason.
+func (ch *checker) verify(c *x509.Certificate) error {
+	at := ch.now
+	if at.Before(c.NotBefore) {
+		at = c.NotBefore
+	} else if at.After(c.NotAfter) {
+		at = c.NotAfter
+	}
+	_, err := c.Verify(x509.VerifyOptions{
+		Roots:         ch.roots,
+		Intermediates: ch.inters,
+		CurrentTime:   at,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	return err
+}
+
+// ekuProblem says why c's extended key usage does not satisfy want, or ""
+// when it does (or want is empty). A certificate without the extension is
+// refused: RFC 5280 reads that as "any purpose", which is exactly what a
+// policy naming purposes wants to exclude.
+func ekuProblem(c *x509.Certificate, want []x509.ExtKeyUsage) string {
+	if len(want) == 0 {
+		return ""
+	}
+	if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+		return fmt.Sprintf("has no extended key usage; policy requires one of %s", ekuNames(want))
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageAny || slices.Contains(want, u) {
+			return ""
+		}
+	}
+	have := ekuNames(c.ExtKeyUsage)
+	for _, oid := range c.UnknownExtKeyUsage {
+		if have != "" {
+			have += ", "
+		}
+		have += oid.String()
+	}
+	return fmt.Sprintf("extended key usage %s has none of %s (policy.extKeyUsages)", have, ekuNames(want))
+}
+
+type namedEKU struct {
+	name string
+	eku  x509.ExtKeyUsage
+}
+
+// knownEKUs uses the short names of RFC 5280 and OpenSSL, which admins know
+// from certificate dumps. A function, not a variable: no package state.
+func knownEKUs() []namedEKU {
+	return []namedEKU{
+		{"any", x509.ExtKeyUsageAny},
+		{"serverAuth", x509.ExtKeyUsageServerAuth},
+		{"clientAuth", x509.ExtKeyUsageClientAuth},
+		{"codeSigning", x509.ExtKeyUsageCodeSigning},
+		{"emailProtection", x509.ExtKeyUsageEmailProtection},
+		{"ipsecEndSystem", x509.ExtKeyUsageIPSECEndSystem},
+		{"ipsecTunnel", x509.ExtKeyUsageIPSECTunnel},
+		{"ipsecUser", x509.ExtKeyUsageIPSECUser},
+		{"timeStamping", x509.ExtKeyUsageTimeStamping},
+		{"OCSPSigning", x509.ExtKeyUsageOCSPSigning},
+		{"msSGC", x509.ExtKeyUsageMicrosoftServerGatedCrypto},
+		{"nsSGC", x509.ExtKeyUsageNetscapeServerGatedCrypto},
+		{"msCodeCom", x509.ExtKeyUsageMicrosoftCommercialCodeSigning},
+		{"msKernelCodeSigning", x509.ExtKeyUsageMicrosoftKernelCodeSigning},
+	}
+}
+
+// ExtKeyUsageName is the short name of u ("emailProtection"), or its number
+// when crypto/x509 knows no name for it.
+func ExtKeyUsageName(u x509.ExtKeyUsage) string {
+	for _, e := range knownEKUs() {
+		if e.eku == u {
+			return e.name
+		}
+	}
+	return fmt.Sprintf("ExtKeyUsage(%d)", int(u))
+}
+
+// ParseExtKeyUsage reads a short EKU name as written in the configuration
+// ("emailProtection", "clientAuth", "any", ...), case-insensitively.
+func ParseExtKeyUsage(s string) (x509.ExtKeyUsage, error) {
+	for _, e := range knownEKUs() {
+		if strings.EqualFold(e.name, strings.TrimSpace(s)) {
+			return e.eku, nil
+		}
+	}
+	var names []string
+	for _, e := range knownEKUs() {
+		names = append(names, e.name)
+	}
+	return 0, fmt.Errorf("mapping: unknown extended key usage %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+func ekuNames(us []x509.ExtKeyUsage) string {
+	ns := make([]string, len(us))
+	for i, u := range us {
+		ns[i] = ExtKeyUsageName(u)
+	}
+	return strings.Join(ns, ", ")
+}
