@@ -30,7 +30,7 @@ type CA struct {
 	Key  crypto.Signer
 }
 
-// NewRootCA makes a self-signed CA valid from an hour ago for ten years.
+// NewRootCA makes a self-signed CA valid from five years ago for ten more.
 func NewRootCA(commonName string) (*CA, error) {
 	return newCA(commonName, nil)
 }
@@ -51,9 +51,11 @@ func newCA(commonName string, parent *CA) (*CA, error) {
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"certsync test"}},
-		NotBefore:             now.Add(-time.Hour),
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"certsync test"}},
+		// Far enough back that test leaves dated years ago (expired ones)
+		// still fall inside their CA's validity.
+		NotBefore:             now.AddDate(-5, 0, 0),
 		NotAfter:              now.AddDate(10, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,

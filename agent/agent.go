@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/ldapsrc"
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/state"
+)
+
+// Source is what a pass reads users from (ldapsrc.Source).
+type Source interface {
+	Users(ctx context.Context, fn func(mapping.SourceUser) error) (ldapsrc.Stats, error)
+	FindUser(ctx context.Context, id string) (ldapsrc.FoundUser, error)
+}
+
+// Store is what a pass remembers with (state.Store).
+type Store interface {
+	Get(anchor string) (state.Record, bool, error)
+	ForEach(fn func(state.Record) error) error
+	Count() (int, error)
+	Update(puts []state.Record, deletes []string) error
+	SetLastPass(p state.PassSummary) error
+}
+
+var (
+	_ Source = (*ldapsrc.Source)(nil)
+	_ Store  = (*state.Store)(nil)
+)
+
+// Match says how a source user is found in one cloud service.
+type Match struct {
+	SourceAttribute string // e.g. objectGUID (its base64 is onPremisesImmutableId), mail
+	CloudProperty   string // onPremisesImmutableId, mail, userPrincipalName
+}
+
+// SinkSpec is one cloud service with the rules that feed it.
+type SinkSpec struct {
+	Sink  cloudsink.Sink
+	Match Match
+	// Desired renders a user's verdict as the values each target should
+	// hold; one entry per target of the sink.
+	Desired map[string]func(mapping.Evaluation) []string
+}
+
+// Safety holds the plan-wide deletion guard.
+type Safety struct {
+	MaxDeletes       int // users losing values in one pass; 0: no limit
+	MaxDeletePercent int // of the users in state; 0: no limit
+}
+
+// Options configure an Agent. Source, Store and at least one sink are
+// required.
+type Options struct {
+	Source Source
+	Store  Store
+	Sinks  []SinkSpec
+	Policy mapping.Policy
+	Safety Safety
+	Log    *zap.Logger
+	// Now is the clock; tests move it. Default time.Now.
+	Now func() time.Time
+}
+
+// Agent runs passes. It is not safe for concurrent passes; the state
+// file's lock keeps one agent per file.
+type Agent struct {
+	src     Source
+	store   Store
+	sinks   []SinkSpec
+	targets []targetSpec // flattened over sinks, in sink order
+	policy  mapping.Policy
+	safety  Safety
+	log     *zap.Logger
+	now     func() time.Time
+}
+
+type targetSpec struct {
+	sink    int
+	name    string
+	limit   int
+	desired func(mapping.Evaluation) []string
+}
+
+// New checks the options and builds an Agent.
+func New(o Options) (*Agent, error) {
+	if o.Source == nil || o.Store == nil {
+		return nil, errors.New("agent: a source and a state store are required")
+	}
+	if len(o.Sinks) == 0 {
+		return nil, errors.New("agent: no cloud target is enabled")
+	}
+	a := &Agent{src: o.Source, store: o.Store, sinks: o.Sinks, policy: o.Policy, safety: o.Safety, log: o.Log, now: o.Now}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	seen := map[string]bool{}
+	for i, s := range o.Sinks {
+		if s.Sink == nil {
+			return nil, fmt.Errorf("agent: sink %d is nil", i)
+		}
+		for _, t := range s.Sink.Targets() {
+			fn := s.Desired[t.Name]
+			if fn == nil {
+				return nil, fmt.Errorf("agent: target %s has no rule for its values", t.Name)
+			}
+			if seen[t.Name] {
+				return nil, fmt.Errorf("agent: target %s is configured twice", t.Name)
+			}
+			seen[t.Name] = true
+			a.targets = append(a.targets, targetSpec{sink: i, name: t.Name, limit: t.Limit, desired: fn})
+		}
+	}
+	return a, nil
+}
+
+// ErrDeletionLimit: the plan removes values from more users than
+// safety allows; nothing was applied.
+var ErrDeletionLimit = errors.New("deletion limit exceeded")

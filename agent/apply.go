@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/state"
+)
+
+// Apply writes a plan to the cloud and records in the state what the
+// cloud confirmed. A plan over the deletion limit applies nothing and
+// returns ErrDeletionLimit unless allowDeletes. Per-user failures do not
+// stop the pass: they are set on the plan's targets (Err) and counted.
+func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
+	if p.Guard.Tripped && !allowDeletes {
+		a.record(p, "refused", p.Guard.Reason)
+		return fmt.Errorf("agent: %w: %s; nothing was applied (run once with --allow-deletes to accept)", ErrDeletionLimit, p.Guard.Reason)
+	}
+
+	// Record the intent before writing: if certsync dies between the
+	// cloud's answer and the state commit, the next pass still knows which
+	// of the values now in the cloud are its own.
+	var pending []state.Record
+	for _, u := range p.Users {
+		if !u.Changed() {
+			continue
+		}
+		rec := u.baseRecord(a)
+		for _, t := range u.Targets {
+			if t.Problem == "" && len(t.Change.Add) > 0 {
+				tr := rec.Targets[t.Target]
+				tr.Pending = t.Change.Add
+				rec.Targets[t.Target] = tr
+			}
+		}
+		pending = append(pending, rec)
+	}
+	if len(pending) > 0 {
+		if err := a.store.Update(pending, nil); err != nil {
+			return fmt.Errorf("agent: recording pending writes: %w", err)
+		}
+	}
+
+	for si, s := range a.sinks {
+		var updates []cloudsink.Update
+		var owners []*TargetPlan
+		for _, u := range p.Users {
+			for _, t := range u.Targets {
+				if t.sink == si && t.Problem == "" && t.Change.Changed() {
+					updates = append(updates, cloudsink.Update{Key: u.Anchor, AccountID: t.CloudID, Target: t.Target, Values: t.Change.Final})
+					owners = append(owners, t)
+				}
+			}
+		}
+		if len(updates) == 0 {
+			continue
+		}
+		results := s.Sink.Apply(ctx, updates)
+		if len(results) != len(updates) {
+			return fmt.Errorf("agent: the cloud sink answered %d of %d updates", len(results), len(updates))
+		}
+		for i, r := range results {
+			owners[i].Err = r.Err
+			owners[i].Applied = r.Err == nil
+		}
+	}
+
+	var puts []state.Record
+	deletes := append([]string(nil), p.forget...)
+	for _, u := range p.Users {
+		rec, keep := u.finalRecord(a)
+		switch {
+		case keep && !u.sameAsBefore(rec):
+			puts = append(puts, rec)
+		case !keep && u.hasRecord:
+			deletes = append(deletes, u.Anchor)
+		}
+		for _, t := range u.Targets {
+			if t.Err != nil {
+				a.log.Warn("cloud write failed", zap.String("user", u.Name), zap.String("target", t.Target), zap.Error(t.Err))
+			}
+		}
+	}
+	if err := a.store.Update(puts, deletes); err != nil {
+		return fmt.Errorf("agent: recording results: %w", err)
+	}
+	p.count()
+	result := "ok"
+	switch {
+	case p.Stats.UsersFailed > 0:
+		result = "partial"
+	case p.Stats.UsersChanged > 0:
+		result = "changes"
+	}
+	a.record(p, result, "")
+	return ctx.Err()
+}
+
+// baseRecord is the user's state record with its identity refreshed.
+func (u *UserPlan) baseRecord(a *Agent) state.Record {
+	rec := u.record
+	rec.Anchor, rec.DN, rec.Name = u.Anchor, u.DN, u.Name
+	rec.UpdatedAt = a.now()
+	targets := make(map[string]state.TargetRecord, len(u.Targets))
+	for k, v := range u.record.Targets {
+		targets[k] = v
+	}
+	rec.Targets = targets
+	return rec
+}
+
+// finalRecord is what the state keeps after Apply: owned values only for
+// targets the cloud confirmed (or that needed no write), the rest as they
+// were. keep false: nothing is left to remember.
+func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
+	rec := u.baseRecord(a)
+	var problems []string
+	if u.Problem != "" {
+		problems = append(problems, u.Problem)
+	}
+	for _, t := range u.Targets {
+		tr := rec.Targets[t.Target]
+		switch {
+		case t.Problem != "":
+			problems = append(problems, t.Target+": "+t.Problem)
+		case t.Err != nil:
+			problems = append(problems, t.Target+": "+t.Err.Error())
+		case t.CloudID != "":
+			// Confirmed, or nothing to write: the diff's Owned is now true.
+			tr = state.TargetRecord{CloudID: t.CloudID, Values: t.Change.Owned}
+		case u.Departed:
+			// The cloud account is gone: nothing of ours is left there.
+			tr = state.TargetRecord{}
+		}
+		if len(tr.Values) == 0 && len(tr.Pending) == 0 {
+			delete(rec.Targets, t.Target)
+		} else {
+			rec.Targets[t.Target] = tr
+		}
+	}
+	rec.Problem = joinProblems(problems)
+	if rec.Problem != "" {
+		if u.record.Problem != rec.Problem || u.record.ProblemAt.IsZero() {
+			rec.ProblemAt = a.now()
+		}
+	} else {
+		rec.ProblemAt = time.Time{}
+	}
+	if u.Departed && len(rec.Targets) == 0 {
+		return rec, false
+	}
+	return rec, len(rec.Targets) > 0 || rec.Problem != ""
+}
+
+// sameAsBefore reports whether rec says nothing new, so that a pass over
+// unchanged users writes nothing to the state file either.
+func (u *UserPlan) sameAsBefore(rec state.Record) bool {
+	if !u.hasRecord {
+		return false
+	}
+	old := u.record
+	old.UpdatedAt, rec.UpdatedAt = time.Time{}, time.Time{}
+	if len(old.Targets) == 0 && len(rec.Targets) == 0 {
+		old.Targets, rec.Targets = nil, nil
+	}
+	return reflect.DeepEqual(old, rec)
+}
+
+func joinProblems(p []string) string {
+	switch len(p) {
+	case 0:
+		return ""
+	case 1:
+		return p[0]
+	}
+	out := p[0]
+	for _, s := range p[1:] {
+		out += "; " + s
+	}
+	return out
+}
+
+// record stores the pass summary; a failure to do so is logged, not
+// fatal: the pass itself is already committed.
+func (a *Agent) record(p *Plan, result, msg string) {
+	s := p.Stats
+	err := a.store.SetLastPass(state.PassSummary{
+		Started: p.Started, Finished: a.now(), Mode: p.Mode, Result: result, Error: msg,
+		UsersRead: s.UsersRead, UsersChanged: s.UsersChanged, UsersFailed: s.UsersFailed, UsersUnmatched: s.UsersUnmatched,
+		ValuesAdded: s.ValuesAdded, ValuesRemoved: s.ValuesRemoved, CertificatesRejected: s.CertificatesRejected,
+	})
+	if err != nil {
+		a.log.Error("could not record the pass summary", zap.Error(err))
+	}
+}
+
+// RecordFailure stores the summary of a pass that could not be planned.
+func (a *Agent) RecordFailure(p *Plan, err error) {
+	if p == nil {
+		p = &Plan{Mode: ModeFull, Started: a.now()}
+	}
+	a.record(p, "failed", err.Error())
+}

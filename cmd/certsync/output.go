@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/certsync/certsync/agent"
+	"github.com/certsync/certsync/mapping"
+)
+
+// The JSON report. Its schema is documented in README.md ("JSON output");
+// schemaVersion changes whenever a field changes meaning or goes away.
+type jsonReport struct {
+	SchemaVersion int         `json:"schemaVersion"`
+	Mode          string      `json:"mode"`
+	DryRun        bool        `json:"dryRun"`
+	Started       time.Time   `json:"started"`
+	Error         string      `json:"error,omitempty"`
+	Guard         jsonGuard   `json:"guard"`
+	Summary       jsonSummary `json:"summary"`
+	Users         []jsonUser  `json:"users"`
+}
+
+type jsonGuard struct {
+	Tripped          bool   `json:"tripped"`
+	Reason           string `json:"reason,omitempty"`
+	UsersRemoving    int    `json:"usersRemoving"`
+	UsersInState     int    `json:"usersInState"`
+	MaxDeletes       int    `json:"maxDeletes"`
+	MaxDeletePercent int    `json:"maxDeletePercent"`
+}
+
+type jsonSummary struct {
+	UsersRead            int `json:"usersRead"`
+	UsersInState         int `json:"usersInState"`
+	UsersChanged         int `json:"usersChanged"`
+	UsersRemoving        int `json:"usersRemoving"`
+	UsersUnmatched       int `json:"usersUnmatched"`
+	UsersFailed          int `json:"usersFailed"`
+	ValuesAdded          int `json:"valuesAdded"`
+	ValuesRemoved        int `json:"valuesRemoved"`
+	CertificatesAccepted int `json:"certificatesAccepted"`
+	CertificatesRejected int `json:"certificatesRejected"`
+}
+
+type jsonUser struct {
+	Anchor     string         `json:"anchor"`
+	DN         string         `json:"dn"`
+	Name       string         `json:"name"`
+	CloudID    string         `json:"cloudId"`
+	Departed   bool           `json:"departed"`
+	OutOfScope bool           `json:"outOfScope"`
+	Problem    string         `json:"problem,omitempty"`
+	Accepted   []jsonCert     `json:"accepted"`
+	Rejected   []jsonRejected `json:"rejected"`
+	Targets    []jsonTarget   `json:"targets"`
+}
+
+type jsonCert struct {
+	Subject    string    `json:"subject"`
+	Serial     string    `json:"serial"`
+	SHA256     string    `json:"sha256"`
+	NotBefore  time.Time `json:"notBefore"`
+	NotAfter   time.Time `json:"notAfter"`
+	Attributes []string  `json:"attributes"`
+}
+
+type jsonRejected struct {
+	Attribute string `json:"attribute"`
+	Subject   string `json:"subject"`
+	Serial    string `json:"serial"`
+	SHA256    string `json:"sha256"`
+	Code      string `json:"code"`
+	Reason    string `json:"reason"`
+}
+
+type jsonTarget struct {
+	Target  string   `json:"target"`
+	CloudID string   `json:"cloudId"`
+	Status  string   `json:"status"`
+	Add     []string `json:"add"`
+	Remove  []string `json:"remove"`
+	Unowned []string `json:"unowned"`
+	Dropped []string `json:"dropped"`
+	Problem string   `json:"problem,omitempty"`
+}
+
+// Target statuses in reports.
+const (
+	statusUnchanged = "unchanged" // nothing to write
+	statusPlanned   = "planned"   // would be written (dry run, or not applied)
+	statusApplied   = "applied"   // the cloud confirmed the write
+	statusFailed    = "failed"    // the write failed
+	statusSkipped   = "skipped"   // not written: see problem
+)
+
+func targetStatus(t *agent.TargetPlan) string {
+	switch {
+	case t.Problem != "":
+		return statusSkipped
+	case t.Err != nil:
+		return statusFailed
+	case t.Applied:
+		return statusApplied
+	case t.Change.Changed():
+		return statusPlanned
+	}
+	return statusUnchanged
+}
+
+func toJSON(p *agent.Plan, dryRun bool, passErr error) jsonReport {
+	r := jsonReport{SchemaVersion: 1, Mode: p.Mode, DryRun: dryRun, Started: p.Started, Users: []jsonUser{}}
+	if passErr != nil {
+		r.Error = passErr.Error()
+	}
+	g := p.Guard
+	r.Guard = jsonGuard{g.Tripped, g.Reason, g.UsersRemoving, g.UsersInState, g.MaxDeletes, g.MaxDeletePercent}
+	s := p.Stats
+	r.Summary = jsonSummary{s.UsersRead, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersFailed,
+		s.ValuesAdded, s.ValuesRemoved, s.CertificatesAccepted, s.CertificatesRejected}
+	for _, u := range p.Users {
+		ju := jsonUser{Anchor: u.Anchor, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
+			Problem: u.Problem, Accepted: []jsonCert{}, Rejected: []jsonRejected{}, Targets: []jsonTarget{}}
+		for _, c := range u.Accepted {
+			ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes)})
+		}
+		for _, rj := range u.Rejected {
+			ju.Rejected = append(ju.Rejected, jsonRejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
+		}
+		for _, t := range u.Targets {
+			if ju.CloudID == "" {
+				ju.CloudID = t.CloudID
+			}
+			jt := jsonTarget{Target: t.Target, CloudID: t.CloudID, Status: targetStatus(t), Problem: t.Problem,
+				Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Dropped: nonNil(t.Change.Dropped)}
+			if t.Err != nil {
+				jt.Problem = t.Err.Error()
+			}
+			ju.Targets = append(ju.Targets, jt)
+		}
+		r.Users = append(r.Users, ju)
+	}
+	return r
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(toJSON(p, dryRun, passErr))
+}
+
+// writeTable prints a plan for people: one block per user, then a summary.
+func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	verb := "Plan"
+	if !dryRun {
+		verb = "Pass"
+	}
+	fmt.Fprintf(tw, "%s (%s", verb, p.Mode)
+	if dryRun {
+		fmt.Fprint(tw, ", dry run: nothing is written")
+	}
+	fmt.Fprintf(tw, ") at %s\n\n", p.Started.Format(time.RFC3339))
+	for _, u := range p.Users {
+		writeUser(tw, u, p.Mode == agent.ModeUser)
+	}
+	s := p.Stats
+	added, removed := "to add", "to remove"
+	if !dryRun {
+		added, removed = "added", "removed"
+	}
+	fmt.Fprintf(tw, "Summary: %s read, %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d failed.\n",
+		plural(s.UsersRead, "user"), s.UsersChanged, plural(s.ValuesAdded, "value"), added, s.ValuesRemoved, removed, s.UsersRemoving,
+		plural(s.CertificatesAccepted, "certificate"), s.CertificatesRejected, plural(s.UsersUnmatched, "user"), s.UsersFailed)
+	if p.Guard.Tripped {
+		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes to accept.\n", p.Guard.Reason)
+	}
+	return tw.Flush()
+}
+
+func writeUser(w io.Writer, u *agent.UserPlan, steps bool) {
+	fmt.Fprintf(w, "%s\t%s\n", u.Name, u.DN)
+	switch {
+	case u.Departed:
+		fmt.Fprintln(w, "  directory:\tno longer returned (deleted or out of the filter): certsync withdraws what it published")
+	case u.OutOfScope:
+		fmt.Fprintln(w, "  directory:\tfound, but outside source.filter: certsync withdraws what it published")
+	case steps:
+		fmt.Fprintf(w, "  directory:\tfound at %s\n", u.DN)
+	}
+	if u.Problem != "" {
+		fmt.Fprintf(w, "  problem:\t%s\n", u.Problem)
+	}
+	if steps {
+		for _, c := range u.Accepted {
+			fmt.Fprintf(w, "  accepted:\t%s  serial %s  sha256 %s  valid to %s  (%s)\n", c.Subject, c.Serial, short(c.SHA256), c.NotAfter.Format("2006-01-02"), strings.Join(c.Attributes, ", "))
+		}
+		if len(u.Accepted) == 0 && len(u.Rejected) == 0 && !u.Departed {
+			fmt.Fprintln(w, "  certificates:\tnone")
+		}
+	}
+	for _, r := range u.Rejected {
+		writeRejected(w, r)
+	}
+	for _, t := range u.Targets {
+		switch {
+		case t.Problem != "":
+			fmt.Fprintf(w, "  %s:\tskipped: %s\n", t.Target, t.Problem)
+			continue
+		case t.CloudID != "" && steps:
+			fmt.Fprintf(w, "  cloud user:\t%s (%s)\n", t.CloudID, t.CloudName)
+		}
+		for _, v := range t.Change.Add {
+			fmt.Fprintf(w, "  %s:\t+ %s\n", t.Target, v)
+		}
+		for _, v := range t.Change.Remove {
+			fmt.Fprintf(w, "  %s:\t- %s\n", t.Target, v)
+		}
+		for _, v := range t.Change.Unowned {
+			fmt.Fprintf(w, "  %s:\t= %s (not published by certsync: kept)\n", t.Target, v)
+		}
+		for _, v := range t.Change.Dropped {
+			fmt.Fprintf(w, "  %s:\t! %s (left out: the target holds at most this many values)\n", t.Target, v)
+		}
+		switch st := targetStatus(t); {
+		case st == statusFailed:
+			fmt.Fprintf(w, "  %s:\tFAILED: %v\n", t.Target, t.Err)
+		case st == statusApplied:
+			fmt.Fprintf(w, "  %s:\tapplied\n", t.Target)
+		case st == statusUnchanged && steps:
+			fmt.Fprintf(w, "  %s:\tno change\n", t.Target)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func writeRejected(w io.Writer, r mapping.Rejection) {
+	subject := r.Subject
+	if subject == "" {
+		subject = "(undecodable value)"
+	}
+	serial := ""
+	if r.Serial != "" {
+		serial = "  serial " + r.Serial
+	}
+	fmt.Fprintf(w, "  rejected:\t%s%s  sha256 %s  [%s] %s: %s\n", subject, serial, short(r.SHA256), r.Attribute, r.Code, r.Reason)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16] + "…"
+	}
+	return h
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "certsync",
+		Short: "Publish users' certificates from AD/LDAP to Microsoft Entra ID",
+		Long: `certsync reads userCertificate and userSMIMECertificate from an LDAP directory,
+validates each certificate (Subject Key Identifier, trusted issuing CA, validity,
+EKU), and publishes them to Microsoft Entra ID (certificateUserIds) through
+Microsoft Graph, remembering what it published in a local state file.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDemoCommand(), newVersionCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print certsync's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.Println("certsync", buildVersion())
+			return nil
+		},
+	}
+}
+
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v + " " + bi.GoVersion
+}

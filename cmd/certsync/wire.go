@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/certsync/certsync/agent"
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/cmd/certsync/config"
+	"github.com/certsync/certsync/ldapsrc"
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/state"
+)
+
+// newLogger builds the zap logger the config asks for, writing to w.
+func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Format == "console" {
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	} else {
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// pipeline is everything one pass needs, built from the configuration.
+// The cloud side is built once; the directory connection and the state
+// file are opened per pass so that `certsync status` can read the file
+// between passes.
+type pipeline struct {
+	cfg    *config.Config
+	log    *zap.Logger
+	sinks  []agent.SinkSpec
+	policy mapping.Policy
+	ldap   ldapsrc.Config
+}
+
+func newPipeline(cfg *config.Config, log *zap.Logger) (*pipeline, error) {
+	p := &pipeline{cfg: cfg, log: log}
+	var err error
+	if p.policy, err = buildPolicy(cfg); err != nil {
+		return nil, err
+	}
+	if p.ldap, err = buildLDAPConfig(cfg); err != nil {
+		return nil, err
+	}
+	if p.sinks, err = buildSinks(cfg, log); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func buildPolicy(cfg *config.Config) (mapping.Policy, error) {
+	cas, err := cfg.ReadCerts("policy.issuingCAFile", cfg.Policy.IssuingCAFile)
+	if err != nil {
+		return mapping.Policy{}, err
+	}
+	return mapping.Policy{
+		IssuingCAs:      cas,
+		RequireSKI:      *cfg.Policy.RequireSKI,
+		ExtKeyUsages:    cfg.ExtKeyUsageList(),
+		SkipExpired:     *cfg.Policy.SkipExpired,
+		MaxCertificates: cfg.Policy.MaxCertificates,
+	}, nil
+}
+
+func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
+	s := cfg.Source
+	pw, err := cfg.LDAPPassword()
+	if err != nil {
+		return ldapsrc.Config{}, err
+	}
+	var roots *x509.CertPool
+	if s.TLS.CAFile != "" {
+		if roots, err = cfg.ReadCertPool("source.tls.caFile", s.TLS.CAFile); err != nil {
+			return ldapsrc.Config{}, err
+		}
+	}
+	ids := []string{"mail", "userPrincipalName", "sAMAccountName", "uid"}
+	if m := cfg.Cloud.Match.SourceAttribute; !containsFold(ids, m) {
+		ids = append(ids, m)
+	}
+	return ldapsrc.Config{
+		URL:                s.URL,
+		BaseDN:             s.BaseDN,
+		Filter:             s.Filter,
+		AnchorAttribute:    s.AnchorAttribute,
+		IdentityAttributes: ids,
+		PageSize:           s.PageSize,
+		Bind:               ldapsrc.Bind{Method: s.Bind.Method, Username: s.Bind.Username, Password: pw.Reveal()},
+		TLS:                ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},
+	}, nil
+}
+
+func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
+	cl := cfg.Cloud
+	if !cl.CertificateUserIDs.On() {
+		return nil, fmt.Errorf("cloud.certificateUserIds.enabled is false and no other cloud target is configured")
+	}
+	var roots *x509.CertPool
+	if cl.CAFile != "" {
+		var err error
+		if roots, err = cfg.ReadCertPool("cloud.caFile", cl.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	cc := cloudsink.CredentialConfig{
+		Method: cl.Credential.Method, TenantID: cl.TenantID, ClientID: cl.ClientID,
+		TokenFile: cfg.Path(cl.Credential.TokenFile), AuthorityHost: cl.AuthorityHost, RootCAs: roots, Environment: cl.Environment,
+	}
+	switch cl.Credential.Method {
+	case "secret":
+		sec, err := cfg.ClientSecret()
+		if err != nil {
+			return nil, err
+		}
+		cc.Secret = sec.Reveal()
+	case "certificate":
+		pem, err := os.ReadFile(cfg.Path(cl.Credential.CertificateFile))
+		if err != nil {
+			return nil, fmt.Errorf("cloud.credential.certificateFile: %w", err)
+		}
+		cc.CertificatePEM = pem
+	}
+	cred, err := cloudsink.NewCredential(cc)
+	if err != nil {
+		return nil, fmt.Errorf("cloud.credential: %w", err)
+	}
+	graph, err := cloudsink.NewGraph(cloudsink.GraphConfig{
+		Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots,
+	}, log.Named("graph"))
+	if err != nil {
+		return nil, fmt.Errorf("cloud: %w", err)
+	}
+	var kinds []mapping.BindingKind
+	for _, b := range cl.CertificateUserIDs.Bindings {
+		k, err := mapping.ParseBindingKind(b)
+		if err != nil {
+			return nil, fmt.Errorf("cloud.certificateUserIds.bindings: %w", err)
+		}
+		kinds = append(kinds, k)
+	}
+	return []agent.SinkSpec{{
+		Sink:  graph,
+		Match: agent.Match{SourceAttribute: cl.Match.SourceAttribute, CloudProperty: cl.Match.CloudProperty},
+		Desired: map[string]func(mapping.Evaluation) []string{
+			cloudsink.TargetCertificateUserIDs: func(ev mapping.Evaluation) []string {
+				return mapping.CertificateUserIDs(ev.Accepted, kinds)
+			},
+		},
+	}}, nil
+}
+
+// passOptions say what one pass does.
+type passOptions struct {
+	dryRun       bool
+	user         string
+	allowDeletes bool
+}
+
+// runPass opens the directory and the state file, plans, and (unless dry
+// run) applies. The plan comes back even when applying failed, so that the
+// caller can show what happened; err is the pass's error.
+func (p *pipeline) runPass(ctx context.Context, o passOptions) (*agent.Plan, error) {
+	src, err := ldapsrc.Open(ctx, p.ldap, p.log.Named("ldap"))
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	store, closeStore, err := openStore(p.cfg.State.Path, o.dryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	a, err := agent.New(agent.Options{
+		Source: src, Store: store, Sinks: p.sinks, Policy: p.policy, Log: p.log,
+		Safety: agent.Safety{MaxDeletes: *p.cfg.Safety.MaxDeletes, MaxDeletePercent: *p.cfg.Safety.MaxDeletePercent},
+	})
+	if err != nil {
+		return nil, err
+	}
+	plan, err := a.Plan(ctx, o.user)
+	if err != nil {
+		if !o.dryRun {
+			a.RecordFailure(nil, err)
+		}
+		return nil, err
+	}
+	if o.dryRun {
+		return plan, nil
+	}
+	return plan, a.Apply(ctx, plan, o.allowDeletes)
+}
+
+// openStore opens the state file; a dry run opens it read-only, and with
+// no file yet it plans against an empty state rather than create one.
+func openStore(path string, dryRun bool) (agent.Store, func(), error) {
+	st, err := state.Open(path, state.Options{ReadOnly: dryRun})
+	switch {
+	case dryRun && errors.Is(err, fs.ErrNotExist):
+		return emptyStore{}, func() {}, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	return st, func() { _ = st.Close() }, nil
+}
+
+// emptyStore is the state of a dry run before the first real pass.
+type emptyStore struct{}
+
+func (emptyStore) Get(string) (state.Record, bool, error) { return state.Record{}, false, nil }
+func (emptyStore) ForEach(func(state.Record) error) error { return nil }
+func (emptyStore) Count() (int, error)                    { return 0, nil }
+func (emptyStore) Update([]state.Record, []string) error  { return errDryRunWrite }
+func (emptyStore) SetLastPass(state.PassSummary) error    { return errDryRunWrite }
+
+var errDryRunWrite = errors.New("state: a dry run writes nothing")
+
+func containsFold(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}
