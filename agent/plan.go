@@ -449,8 +449,10 @@ func (a *Agent) guard(s Stats) Guard {
 	if g.MaxDeletes > 0 && g.UsersRemoving > g.MaxDeletes {
 		why = append(why, fmt.Sprintf("%d users would lose certificates, more than safety.maxDeletes (%d)", g.UsersRemoving, g.MaxDeletes))
 	}
-	if g.MaxDeletePercent > 0 && g.UsersInState > 0 && g.UsersRemoving*100 > g.MaxDeletePercent*g.UsersInState {
-		why = append(why, fmt.Sprintf("%d of %d users known to certsync would lose certificates, more than safety.maxDeletePercent (%d%%)", g.UsersRemoving, g.UsersInState, g.MaxDeletePercent))
+	// The percent limit never forbids touching a single user: in a small
+	// directory one certificate rotation would otherwise stop every pass.
+	if limit := max(1, g.MaxDeletePercent*g.UsersInState/100); g.MaxDeletePercent > 0 && g.UsersRemoving > limit {
+		why = append(why, fmt.Sprintf("%d of %d users known to certsync would lose certificates, more than safety.maxDeletePercent (%d%%, %d users)", g.UsersRemoving, g.UsersInState, g.MaxDeletePercent, limit))
 	}
 	if len(why) > 0 {
 		g.Tripped = true

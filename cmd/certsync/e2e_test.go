@@ -1,0 +1,502 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/certsync/certsync/cloudsink/graphtest"
+	"github.com/certsync/certsync/ldapsrc/ldaptest"
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/mapping/pkitest"
+)
+
+// These tests run the real certsync binary against a real slapd and the
+// Graph emulator, the way an admin runs it.
+
+var certsyncBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "certsync-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	certsyncBin = filepath.Join(dir, "certsync")
+	if out, err := exec.Command("go", "build", "-o", certsyncBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building certsync: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is one test's directory, cloud and configuration.
+type world struct {
+	t        *testing.T
+	dir      string
+	cfg      string
+	slapd    *ldaptest.Slapd
+	graph    *graphtest.Server
+	issuing  *pkitest.CA
+	foreign  *pkitest.CA
+	cloudIDs map[string]string // uid → cloud user id
+}
+
+type person struct {
+	uid     string
+	certs   int  // valid certificates to issue
+	expired bool // add an expired one too
+	inCloud bool
+	handID  string // a certificateUserIds value an admin added by hand
+}
+
+const e2eFilter = "(&(objectClass=inetOrgPerson)(mail=*))"
+
+func newWorld(t *testing.T, people []person, extraConfig string) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}
+	root, err := pkitest.NewRootCA("E2E Root CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.issuing, err = root.NewIntermediate("E2E Issuing CA"); err != nil {
+		t.Fatal(err)
+	}
+	if w.foreign, err = pkitest.NewRootCA("Foreign CA"); err != nil {
+		t.Fatal(err)
+	}
+	var seed bytes.Buffer
+	var cloud []graphtest.User
+	for _, p := range people {
+		lp := ldaptest.Person{UID: p.uid, CN: p.uid, SN: p.uid, Mail: p.uid + "@example.test"}
+		for i := 0; i < p.certs; i++ {
+			lp.UserCertificates = append(lp.UserCertificates, w.leaf(p.uid, time.Now().Add(-time.Duration(i+1)*time.Hour), false))
+		}
+		if p.expired {
+			lp.UserCertificates = append(lp.UserCertificates, w.leaf(p.uid, time.Now().AddDate(-2, 0, 0), true))
+		}
+		seed.Write(ldaptest.PersonLDIF("ou=people,dc=example,dc=test", lp))
+		seed.WriteString("\n")
+		if p.inCloud {
+			u := graphtest.User{UserPrincipalName: p.uid + "@example.test", Mail: p.uid + "@example.test"}
+			if p.handID != "" {
+				u.CertificateUserIDs = []string{p.handID}
+			}
+			cloud = append(cloud, u)
+		}
+	}
+	w.slapd = ldaptest.StartSlapd(t, ldaptest.SlapdOptions{SeedLDIF: seed.Bytes()})
+	if w.graph, err = graphtest.Start(graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.graph.Close() })
+	for _, u := range w.graph.Users() {
+		w.cloudIDs[strings.TrimSuffix(u.Mail, "@example.test")] = u.ID
+	}
+
+	files := map[string][]byte{
+		"issuing.pem":  pkitest.CertPEM(root.Cert, w.issuing.Cert),
+		"ldap-ca.pem":  w.slapd.CAPEM,
+		"ldap-pw":      []byte(w.slapd.AdminPassword),
+		"graph-ca.pem": w.graph.CAPEM(),
+		"secret":       []byte(w.graph.ClientSecret()),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(w.dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf(`source:
+  url: %s
+  baseDN: "%s"
+  filter: "%s"
+  anchorAttribute: entryUUID
+  pageSize: 7
+  bind: {method: simple, username: "%s", passwordFile: ldap-pw}
+  tls: {caFile: ldap-ca.pem}
+cloud:
+  tenantID: "%s"
+  clientID: "%s"
+  credential: {method: secret, secretFile: secret}
+  graphEndpoint: "%s"
+  authorityHost: "%s/"
+  caFile: graph-ca.pem
+  match: {sourceAttribute: mail, cloudProperty: mail}
+policy:
+  issuingCAFile: issuing.pem
+state: {path: state/state.db}
+log: {level: warn, format: json}
+%s`, w.slapd.URL, w.slapd.BaseDN, e2eFilter, w.slapd.AdminDN, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), extraConfig)
+	w.cfg = filepath.Join(w.dir, "agent.yaml")
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *world) leaf(uid string, notBefore time.Time, expired bool) []byte {
+	w.t.Helper()
+	o := pkitest.LeafOptions{CommonName: uid, Email: uid + "@example.test", NotBefore: notBefore}
+	if expired {
+		o.NotAfter = notBefore.AddDate(1, 0, 0)
+	}
+	c, _, err := w.issuing.Issue(o)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c.Raw
+}
+
+// run runs certsync with the world's config and returns its exit code,
+// stdout and stderr.
+func (w *world) run(args ...string) (int, string, string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	full := append(append([]string{}, args...), "--config", w.cfg)
+	cmd := exec.CommandContext(ctx, certsyncBin, full...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		w.t.Fatalf("certsync %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// syncJSON runs `certsync sync --output json` and decodes the report.
+func (w *world) syncJSON(wantCode int, args ...string) jsonReport {
+	w.t.Helper()
+	code, out, errOut := w.run(append([]string{"sync", "--output", "json"}, args...)...)
+	if code != wantCode {
+		w.t.Fatalf("certsync sync %v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, code, wantCode, out, errOut)
+	}
+	var r jsonReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		w.t.Fatalf("certsync sync %v: not JSON (%v):\n%s\nstderr:\n%s", args, err, out, errOut)
+	}
+	return r
+}
+
+// patches counts PATCH operations the emulator received (top level or in
+// a $batch) since the last reset.
+func (w *world) patches() (n int, users map[string]bool) {
+	users = map[string]bool{}
+	for _, r := range w.graph.Requests() {
+		if r.Method == "PATCH" {
+			n++
+			users[r.Path] = true
+		}
+	}
+	return n, users
+}
+
+func (w *world) cloudValues(uid string) []string {
+	w.t.Helper()
+	u, ok := w.graph.User(w.cloudIDs[uid])
+	if !ok {
+		w.t.Fatalf("no cloud user %s", uid)
+	}
+	return u.CertificateUserIDs
+}
+
+func (w *world) modify(uid string, mod func(*ldap.ModifyRequest)) {
+	w.t.Helper()
+	req := ldap.NewModifyRequest("uid="+uid+",ou=people,dc=example,dc=test", nil)
+	mod(req)
+	if err := w.slapd.Admin(w.t).Modify(req); err != nil {
+		w.t.Fatalf("modify %s: %v", uid, err)
+	}
+}
+
+func skiValues(t *testing.T, ders ...[]byte) []string {
+	t.Helper()
+	var out []string
+	for _, d := range ders {
+		c, err := mapping.Decode(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := mapping.Binding(c[0], mapping.BindingSKI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func basicPeople() []person {
+	return []person{
+		{uid: "alice", certs: 1, inCloud: true},
+		{uid: "bob", certs: 2, expired: true, inCloud: true},
+		{uid: "carol", certs: 1, inCloud: true, handID: "X509:<PN>carol@example.test"},
+		{uid: "dave", certs: 0, inCloud: true},
+		{uid: "erin", certs: 1, inCloud: false},
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	r := w.syncJSON(2, "--dry-run", "--detailed-exitcode")
+	if n, _ := w.patches(); n != 0 || w.graph.Writes() != 0 {
+		t.Fatalf("dry run wrote to the cloud: %d PATCH, %d writes", n, w.graph.Writes())
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "state")); !os.IsNotExist(err) {
+		t.Fatalf("dry run created the state directory (err %v)", err)
+	}
+	if !r.DryRun || r.Summary.UsersRead != 5 || r.Summary.UsersChanged != 3 || r.Summary.ValuesAdded != 4 {
+		t.Fatalf("plan summary: %+v", r.Summary)
+	}
+	if r.Summary.UsersUnmatched != 1 || r.Summary.CertificatesRejected != 1 {
+		t.Fatalf("unmatched/rejected: %+v", r.Summary)
+	}
+	byName := map[string]jsonUser{}
+	for _, u := range r.Users {
+		byName[u.Name] = u
+	}
+	bob := byName["bob@example.test"]
+	if len(bob.Rejected) != 1 || bob.Rejected[0].Code != mapping.RejectExpired || bob.Rejected[0].SHA256 == "" || bob.Rejected[0].Serial == "" {
+		t.Fatalf("bob's expired certificate not reported: %+v", bob.Rejected)
+	}
+	carol := byName["carol@example.test"]
+	if len(carol.Targets) != 1 || len(carol.Targets[0].Add) != 1 || len(carol.Targets[0].Unowned) != 1 || carol.Targets[0].Status != statusPlanned {
+		t.Fatalf("carol's plan: %+v", carol.Targets)
+	}
+	if erin := byName["erin@example.test"]; len(erin.Targets) != 1 || erin.Targets[0].Status != statusSkipped || !strings.Contains(erin.Targets[0].Problem, "no cloud user") {
+		t.Fatalf("erin (not in the cloud): %+v", erin.Targets)
+	}
+}
+
+func TestSyncAppliesThenNothingLeft(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	r := w.syncJSON(2, "--detailed-exitcode")
+	if r.Summary.UsersChanged != 3 || r.Summary.ValuesAdded != 4 {
+		t.Fatalf("summary: %+v", r.Summary)
+	}
+	if n, users := w.patches(); n != 3 || len(users) != 3 {
+		t.Fatalf("want 3 PATCH for 3 users, got %d %v", n, users)
+	}
+	if got := w.cloudValues("alice"); len(got) != 1 || !strings.HasPrefix(got[0], "X509:<SKI>") {
+		t.Fatalf("alice in the cloud: %v", got)
+	}
+	if got := w.cloudValues("bob"); len(got) != 2 {
+		t.Fatalf("bob should have his 2 valid certificates, not the expired one: %v", got)
+	}
+	if got := w.cloudValues("carol"); len(got) != 2 || got[0] != "X509:<PN>carol@example.test" {
+		t.Fatalf("carol's hand-made value must stay first, then certsync's: %v", got)
+	}
+
+	w.graph.ResetRequests()
+	r = w.syncJSON(0, "--detailed-exitcode")
+	if n, _ := w.patches(); n != 0 || r.Summary.UsersChanged != 0 {
+		t.Fatalf("second sync: %d PATCH, summary %+v", n, r.Summary)
+	}
+
+	code, out, _ := w.run("status", "--output", "json")
+	var st statusReport
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	if st.LastPass == nil || st.LastPass.Result != "ok" || st.Users == 0 {
+		t.Fatalf("status last pass: %+v", st)
+	}
+	if len(st.Problems) != 1 || !strings.Contains(st.Problems[0].Problem, "no cloud user") {
+		t.Fatalf("status should list erin as a problem: %+v", st.Problems)
+	}
+}
+
+func TestOneCertificateChangeMakesOneWrite(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	w.syncJSON(0)
+	newCert := w.leaf("alice", time.Now().Add(-time.Minute), false)
+	w.modify("alice", func(m *ldap.ModifyRequest) { m.Replace("userCertificate;binary", []string{string(newCert)}) })
+	w.graph.ResetRequests()
+	r := w.syncJSON(0)
+	n, users := w.patches()
+	if n != 1 || !users["/v1.0/users/"+w.cloudIDs["alice"]] {
+		t.Fatalf("want exactly one PATCH, to alice; got %d %v", n, users)
+	}
+	if r.Summary.ValuesAdded != 1 || r.Summary.ValuesRemoved != 1 {
+		t.Fatalf("summary: %+v", r.Summary)
+	}
+	if got, want := w.cloudValues("alice"), skiValues(t, newCert); len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("alice: got %v, want %v", got, want)
+	}
+}
+
+func TestUserLeavingFilterLosesOnlyCertsyncValues(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	w.syncJSON(0)
+	w.modify("carol", func(m *ldap.ModifyRequest) { m.Delete("mail", nil) })
+	w.graph.ResetRequests()
+	r := w.syncJSON(0)
+	if n, _ := w.patches(); n != 1 || r.Summary.ValuesRemoved != 1 {
+		t.Fatalf("want one PATCH removing one value: %d, %+v", n, r.Summary)
+	}
+	if got := w.cloudValues("carol"); len(got) != 1 || got[0] != "X509:<PN>carol@example.test" {
+		t.Fatalf("carol should keep only the admin's value: %v", got)
+	}
+	var departed bool
+	for _, u := range r.Users {
+		departed = departed || (u.Name == "carol@example.test" && u.Departed)
+	}
+	if !departed {
+		t.Fatalf("carol not reported as departed: %+v", r.Users)
+	}
+}
+
+func TestDeletionLimitAppliesNothing(t *testing.T) {
+	w := newWorld(t, basicPeople(), "safety: {maxDeletes: 1, maxDeletePercent: 0}\n")
+	w.syncJSON(0)
+	for _, uid := range []string{"alice", "bob"} {
+		w.modify(uid, func(m *ldap.ModifyRequest) { m.Delete("userCertificate;binary", nil) })
+	}
+	newCert := w.leaf("carol", time.Now().Add(-time.Minute), false)
+	w.modify("carol", func(m *ldap.ModifyRequest) { m.Add("userCertificate;binary", []string{string(newCert)}) })
+	w.graph.ResetRequests()
+	r := w.syncJSON(1)
+	if !r.Guard.Tripped || !strings.Contains(r.Guard.Reason, "maxDeletes") {
+		t.Fatalf("guard: %+v", r.Guard)
+	}
+	if n, _ := w.patches(); n != 0 {
+		t.Fatalf("a refused plan wrote %d PATCH (not even carol's addition may go)", n)
+	}
+	if len(w.cloudValues("alice")) != 1 || len(w.cloudValues("bob")) != 2 {
+		t.Fatal("values removed despite the deletion limit")
+	}
+	r = w.syncJSON(0, "--allow-deletes")
+	if n, _ := w.patches(); n != 3 || r.Summary.UsersRemoving != 2 {
+		t.Fatalf("with --allow-deletes: %d PATCH, %+v", n, r.Summary)
+	}
+	if len(w.cloudValues("alice")) != 0 || len(w.cloudValues("bob")) != 0 {
+		t.Fatal("--allow-deletes did not remove")
+	}
+}
+
+func TestSingleUserTouchesOnlyThatUser(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	w.syncJSON(0)
+	for _, uid := range []string{"alice", "bob"} {
+		c := w.leaf(uid, time.Now().Add(-time.Minute), false)
+		w.modify(uid, func(m *ldap.ModifyRequest) { m.Add("userCertificate;binary", []string{string(c)}) })
+	}
+	w.graph.ResetRequests()
+	code, out, errOut := w.run("sync", "--user", "bob@example.test", "--output", "table")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, step := range []string{"found at uid=bob,ou=people", "accepted:", "rejected:", "cloud user:", "+ X509:<SKI>", "applied"} {
+		if !strings.Contains(out, step) {
+			t.Errorf("--user output lacks the step %q:\n%s", step, out)
+		}
+	}
+	n, users := w.patches()
+	if n != 1 || !users["/v1.0/users/"+w.cloudIDs["bob"]] {
+		t.Fatalf("--user bob: want one PATCH to bob, got %d %v", n, users)
+	}
+	if len(w.cloudValues("alice")) != 1 {
+		t.Fatal("alice changed by --user bob")
+	}
+	if code, _, errOut := w.run("sync", "--user", "nobody@example.test"); code != 1 || !strings.Contains(errOut, "nobody@example.test") {
+		t.Fatalf("unknown user: exit %d, %s", code, errOut)
+	}
+}
+
+func TestThrottlingDelaysButLosesNothing(t *testing.T) {
+	var people []person
+	for i := 0; i < 30; i++ {
+		people = append(people, person{uid: fmt.Sprintf("user%02d", i), certs: 1, inCloud: true})
+	}
+	w := newWorld(t, people, "")
+	w.graph.Throttle(6, time.Second)
+	r := w.syncJSON(0)
+	if r.Summary.UsersChanged != 30 || r.Summary.UsersFailed != 0 {
+		t.Fatalf("summary: %+v", r.Summary)
+	}
+	throttled := 0
+	for _, req := range w.graph.Requests() {
+		if req.Status == 429 {
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("the emulator throttled nothing: the test proves nothing")
+	}
+	for uid := range w.cloudIDs {
+		if len(w.cloudValues(uid)) != 1 {
+			t.Fatalf("%s lost its value under throttling", uid)
+		}
+	}
+	w.graph.ResetRequests()
+	w.syncJSON(0)
+	if n, _ := w.patches(); n != 0 {
+		t.Fatalf("after the throttled pass, %d writes were still needed", n)
+	}
+}
+
+func TestSecondAgentRefused(t *testing.T) {
+	w := newWorld(t, basicPeople(), "schedule: {interval: 1h}\n")
+	cmd := exec.Command(certsyncBin, "run", "--config", w.cfg)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	// Wait for the agent's first pass to land in the cloud.
+	deadline := time.Now().Add(time.Minute)
+	for w.graph.Writes() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent's first pass did not finish:\n%s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, _, errOut := w.run("sync")
+	if code != 1 || !strings.Contains(errOut, filepath.Join(w.dir, "state", "state.db")) {
+		t.Fatalf("a second agent: exit %d, stderr %q; want a refusal naming the state file", code, errOut)
+	}
+	// Between passes the state file is readable.
+	if code, out, errOut := w.run("status"); code != 0 {
+		t.Fatalf("status while the agent runs: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent exit after SIGTERM: %v\n%s", err, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop on SIGTERM")
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	w := newWorld(t, nil, "bogus: 1\n")
+	code, _, errOut := w.run("sync")
+	if code != 1 || !strings.Contains(errOut, "unknown key bogus") {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
