@@ -1,0 +1,189 @@
+package ldapsrc
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/certsync/certsync/mapping"
+)
+
+// Config says where the directory is, what to read and how to connect.
+type Config struct {
+	// URL is ldaps://host[:port] or ldap://host[:port]. ldap:// always
+	// upgrades with StartTLS before anything else is sent: certsync never
+	// binds or reads over a plain connection.
+	URL string
+	// BaseDN is where users are searched (subtree). Required.
+	BaseDN string
+	// Filter selects the users certsync manages; default (objectClass=*).
+	Filter string
+	// AnchorAttribute is the user's immutable key: "objectGUID" (Active
+	// Directory; 16 bytes, given as standard base64), "entryUUID"
+	// (OpenLDAP) or another text attribute. Required.
+	AnchorAttribute string
+	// IdentityAttributes are read into SourceUser.Attributes (lower-cased
+	// keys, first value); default mail, userPrincipalName, sAMAccountName,
+	// uid.
+	IdentityAttributes []string
+	// CertificateAttributes hold the certificate values; default
+	// userCertificate, userSMIMECertificate.
+	CertificateAttributes []string
+	// PageSize is the paged-results page size; default 500. Active
+	// Directory returns at most 1000 entries a page whatever is asked.
+	PageSize int
+	Bind     Bind
+	TLS      TLS
+	// DialTimeout bounds connecting plus the TLS handshake; default 10s.
+	DialTimeout time.Duration
+	// OpTimeout bounds each LDAP operation (a bind, one page of a search);
+	// default 2m.
+	OpTimeout time.Duration
+}
+
+// Bind is how certsync authenticates to the directory.
+type Bind struct {
+	// Method is "simple" (the default); "gssapi" comes later.
+	Method   string
+	Username string
+	Password string
+}
+
+// String leaves the password out, so a Bind or Config printed with %v
+// never reveals it.
+func (b Bind) String() string {
+	pw := ""
+	if b.Password != "" {
+		pw = "<redacted>"
+	}
+	return fmt.Sprintf("{Method:%s Username:%s Password:%s}", b.Method, b.Username, pw)
+}
+
+// GoString keeps %#v from printing the password too.
+func (b Bind) GoString() string { return "ldapsrc.Bind" + b.String() }
+
+// TLS configures certificate verification of the directory server.
+type TLS struct {
+	// RootCAs verifies the server certificate; nil means the system pool.
+	RootCAs *x509.CertPool
+	// ServerName is the name checked against the certificate; default the
+	// URL's host.
+	ServerName string
+	// InsecureSkipVerify turns verification off. Never in production.
+	InsecureSkipVerify bool
+}
+
+const (
+	defaultFilter      = "(objectClass=*)"
+	defaultPageSize    = 500
+	defaultDialTimeout = 10 * time.Second
+	defaultOpTimeout   = 2 * time.Minute
+	bindSimple         = "simple"
+)
+
+func defaultIdentityAttributes() []string {
+	return []string{"mail", "userPrincipalName", "sAMAccountName", "uid"}
+}
+
+func defaultCertificateAttributes() []string {
+	return []string{mapping.AttrUserCertificate, mapping.AttrUserSMIMECertificate}
+}
+
+// endpoint is the parsed URL: where to dial and whether TLS starts at once.
+type endpoint struct {
+	addr        string // host:port
+	host        string
+	implicitTLS bool // ldaps://
+}
+
+// withDefaults fills in defaults and checks the configuration, so that
+// mistakes show at Open with the key named rather than as a server error.
+func (c Config) withDefaults() (Config, endpoint, error) {
+	var ep endpoint
+	if c.URL == "" {
+		return c, ep, fmt.Errorf("ldapsrc: config: url is required (ldaps://host or ldap://host)")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return c, ep, fmt.Errorf("ldapsrc: config: url %q: %w", c.URL, err)
+	}
+	port := u.Port()
+	switch strings.ToLower(u.Scheme) {
+	case "ldaps":
+		ep.implicitTLS = true
+		if port == "" {
+			port = ldap.DefaultLdapsPort
+		}
+	case "ldap":
+		if port == "" {
+			port = ldap.DefaultLdapPort
+		}
+	default:
+		return c, ep, fmt.Errorf("ldapsrc: config: url %q: scheme must be ldaps or ldap (StartTLS)", c.URL)
+	}
+	ep.host = u.Hostname()
+	if ep.host == "" {
+		return c, ep, fmt.Errorf("ldapsrc: config: url %q has no host", c.URL)
+	}
+	ep.addr = net.JoinHostPort(ep.host, port)
+
+	if c.BaseDN == "" {
+		return c, ep, fmt.Errorf("ldapsrc: config: baseDN is required")
+	}
+	if _, err := ldap.ParseDN(c.BaseDN); err != nil {
+		return c, ep, fmt.Errorf("ldapsrc: config: baseDN %q: %w", c.BaseDN, err)
+	}
+	if c.Filter == "" {
+		c.Filter = defaultFilter
+	}
+	if _, err := ldap.CompileFilter(c.Filter); err != nil {
+		return c, ep, fmt.Errorf("ldapsrc: config: filter %q: %w", c.Filter, err)
+	}
+	if c.AnchorAttribute == "" {
+		return c, ep, fmt.Errorf("ldapsrc: config: anchorAttribute is required (objectGUID for Active Directory, entryUUID for OpenLDAP)")
+	}
+	if len(c.IdentityAttributes) == 0 {
+		c.IdentityAttributes = defaultIdentityAttributes()
+	}
+	if len(c.CertificateAttributes) == 0 {
+		c.CertificateAttributes = defaultCertificateAttributes()
+	}
+	for _, a := range append(append([]string{c.AnchorAttribute}, c.IdentityAttributes...), c.CertificateAttributes...) {
+		if a == "" || strings.ContainsAny(a, "; ,()*=") {
+			return c, ep, fmt.Errorf("ldapsrc: config: attribute name %q: want a plain name without options", a)
+		}
+	}
+	switch {
+	case c.PageSize < 0:
+		return c, ep, fmt.Errorf("ldapsrc: config: pageSize %d is negative", c.PageSize)
+	case c.PageSize == 0:
+		c.PageSize = defaultPageSize
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = defaultDialTimeout
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = defaultOpTimeout
+	}
+	if c.Bind.Method == "" {
+		c.Bind.Method = bindSimple
+	}
+	if !strings.EqualFold(c.Bind.Method, bindSimple) {
+		return c, ep, fmt.Errorf("ldapsrc: config: bind method %q is not supported (simple)", c.Bind.Method)
+	}
+	c.Bind.Method = bindSimple
+	if c.Bind.Username == "" || c.Bind.Password == "" {
+		// An empty password would be an unauthenticated bind that many
+		// servers accept as anonymous: refuse it rather than read nothing.
+		return c, ep, fmt.Errorf("ldapsrc: config: simple bind needs a username and a password")
+	}
+	if c.TLS.ServerName == "" {
+		c.TLS.ServerName = ep.host
+	}
+	return c, ep, nil
+}

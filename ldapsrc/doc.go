@@ -1,0 +1,13 @@
+// Package ldapsrc is certsync's only package that speaks LDAP. It reads users
+// and their certificate values (userCertificate, userSMIMECertificate) from
+// Active Directory or OpenLDAP over TLS (LDAPS or StartTLS, never plain),
+// page by page so memory stays bounded by the page size, and finds single
+// users by DN or by a mail / userPrincipalName / sAMAccountName / uid value.
+//
+// A read that fails or is cut short always returns an error: callers must
+// never take a partial read as "these users have no certificates".
+//
+// ldapsrc may import mapping only among certsync's packages. It must never
+// import cloudsink, state, agent, cmd or any HTTP package, and never its own
+// test harness ldapsrc/ldaptest.
+package ldapsrc

@@ -1,0 +1,141 @@
+package ldapsrc
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/certsync/certsync/mapping"
+)
+
+// objectGUID is Active Directory's anchor: 16 raw bytes, which the cloud
+// knows as their standard base64 (onPremisesImmutableId).
+const (
+	attrObjectGUID = "objectGUID"
+	guidLen        = 16
+)
+
+// converter turns directory entries into SourceUsers. Names are matched
+// case-insensitively and without options, because OpenLDAP answers
+// "userCertificate;binary" where Active Directory answers "userCertificate".
+type converter struct {
+	anchor       string // as configured
+	anchorKey    string // lower-cased: the key in SourceUser.Attributes
+	anchorBinary bool   // objectGUID
+	identity     []namedAttr
+	certs        []namedAttr
+}
+
+// namedAttr pairs the name matched in entries with the name recorded.
+type namedAttr struct {
+	match string // configured name, compared with strings.EqualFold
+	out   string // lower-cased key (identity) or canonical name (certificates)
+}
+
+func newConverter(cfg Config) converter {
+	c := converter{
+		anchor:       cfg.AnchorAttribute,
+		anchorKey:    strings.ToLower(cfg.AnchorAttribute),
+		anchorBinary: strings.EqualFold(cfg.AnchorAttribute, attrObjectGUID),
+	}
+	for _, a := range cfg.IdentityAttributes {
+		if !strings.EqualFold(a, cfg.AnchorAttribute) {
+			c.identity = append(c.identity, namedAttr{match: a, out: strings.ToLower(a)})
+		}
+	}
+	for _, a := range cfg.CertificateAttributes {
+		out := a
+		for _, canon := range []string{mapping.AttrUserCertificate, mapping.AttrUserSMIMECertificate} {
+			if strings.EqualFold(a, canon) {
+				out = canon
+			}
+		}
+		c.certs = append(c.certs, namedAttr{match: a, out: out})
+	}
+	return c
+}
+
+// requestedAttributes lists what a user search asks for: plain names only
+// (Active Directory rejects ";binary" in requests), the anchor explicitly
+// (entryUUID is operational on OpenLDAP and only returned when named).
+func requestedAttributes(cfg Config) []string {
+	var out []string
+	add := func(a string) {
+		for _, have := range out {
+			if strings.EqualFold(have, a) {
+				return
+			}
+		}
+		out = append(out, a)
+	}
+	add(cfg.AnchorAttribute)
+	for _, a := range cfg.IdentityAttributes {
+		add(a)
+	}
+	for _, a := range cfg.CertificateAttributes {
+		add(a)
+	}
+	return out
+}
+
+// baseName strips attribute options: "userCertificate;binary" → "userCertificate".
+func baseName(attr string) string {
+	name, _, _ := strings.Cut(attr, ";")
+	return name
+}
+
+// user converts one entry. The error says why the entry has no usable
+// anchor; such entries are not passed on.
+func (c converter) user(e *ldap.Entry) (mapping.SourceUser, error) {
+	u := mapping.SourceUser{DN: e.DN, Attributes: make(map[string]string, len(c.identity)+1)}
+	for _, a := range e.Attributes {
+		name := baseName(a.Name)
+		if strings.EqualFold(name, c.anchor) && u.Anchor == "" && len(a.ByteValues) > 0 {
+			anchor, err := c.anchorValue(a.ByteValues[0])
+			if err != nil {
+				return u, err
+			}
+			u.Anchor = anchor
+			u.Attributes[c.anchorKey] = anchor
+			continue
+		}
+		if len(a.ByteValues) == 0 {
+			continue
+		}
+		for _, id := range c.identity {
+			if strings.EqualFold(name, id.match) {
+				if _, seen := u.Attributes[id.out]; !seen {
+					u.Attributes[id.out] = string(a.ByteValues[0])
+				}
+				break
+			}
+		}
+		for _, ca := range c.certs {
+			if strings.EqualFold(name, ca.match) {
+				for _, v := range a.ByteValues {
+					u.Values = append(u.Values, mapping.RawValue{Attribute: ca.out, Data: v})
+				}
+				break
+			}
+		}
+	}
+	if u.Anchor == "" {
+		return u, fmt.Errorf("no %s value", c.anchor)
+	}
+	return u, nil
+}
+
+func (c converter) anchorValue(v []byte) (string, error) {
+	if !c.anchorBinary {
+		if len(v) == 0 {
+			return "", fmt.Errorf("empty %s value", c.anchor)
+		}
+		return string(v), nil
+	}
+	if len(v) != guidLen {
+		return "", fmt.Errorf("%s is %d bytes, want %d", c.anchor, len(v), guidLen)
+	}
+	return base64.StdEncoding.EncodeToString(v), nil
+}

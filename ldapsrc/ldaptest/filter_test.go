@@ -1,0 +1,111 @@
+package ldaptest
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+func testEntry() *memEntry {
+	e := memEntry{dn: "uid=alice,ou=people,dc=example,dc=test", attrs: []entryAttr{
+		{"objectClass", [][]byte{[]byte("inetOrgPerson")}},
+		{"uid", [][]byte{[]byte("alice")}},
+		{"mail", [][]byte{[]byte("Alice@Example.Test")}},
+		{"employeeNumber", [][]byte{[]byte("42")}},
+		{"userCertificate;binary", [][]byte{{0x30, 0x82, 0x01}}},
+	}}
+	return &e
+}
+
+func TestMatchFilter(t *testing.T) {
+	tests := []struct {
+		filter string
+		want   bool
+	}{
+		{"(uid=alice)", true},
+		{"(uid=ALICE)", true},
+		{"(uid=bob)", false},
+		{"(mail=alice@example.test)", true},
+		{"(mail=*)", true},
+		{"(telephoneNumber=*)", false},
+		{"(objectClass=*)", true},
+		{"(userCertificate=*)", true}, // stored as userCertificate;binary
+		{"(&(uid=alice)(mail=*))", true},
+		{"(&(uid=alice)(sn=*))", false},
+		{"(|(uid=bob)(mail=alice@example.test))", true},
+		{"(|(uid=bob)(uid=carol))", false},
+		{"(!(uid=bob))", true},
+		{"(!(uid=alice))", false},
+		{"(uid=al*)", true},
+		{"(uid=*ic*)", true},
+		{"(uid=*ce)", true},
+		{"(uid=a*i*e)", true},
+		{"(uid=a*x*e)", false},
+		{"(uid=*li)", false},
+		{"(employeeNumber>=5)", true}, // numeric, not "42" < "5"
+		{"(employeeNumber<=41)", false},
+		{"(employeeNumber<=42)", true},
+		{"(uid~=ALICE)", true},
+		{`(uid=al\2a)`, false}, // an escaped '*' is a literal, not a wildcard
+	}
+	for _, tc := range tests {
+		t.Run(tc.filter, func(t *testing.T) {
+			f, err := ldap.CompileFilter(tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := matchFilter(f, testEntry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("matchFilter(%s) = %v, want %v", tc.filter, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMatchFilterUnsupported(t *testing.T) {
+	f, err := ldap.CompileFilter("(uid:caseExactMatch:=alice)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := matchFilter(f, testEntry()); !errors.Is(err, errUnsupportedFilter) {
+		t.Fatalf("extensible match: err = %v, want errUnsupportedFilter", err)
+	}
+}
+
+// FuzzMatchFilter feeds client filters (bytes from the network, as gldap
+// decompiles them) to the evaluator: it must not panic, and a filter must
+// give the same answer after the decompile/compile round trip gldap makes.
+func FuzzMatchFilter(f *testing.F) {
+	for _, s := range []string{"(uid=alice)", "(&(uid=a*)(!(mail=x)))", "(|(a=b)(c>=1))", "(uid=*)", `(cn=\00\ff)`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, filter string) {
+		p, err := ldap.CompileFilter(filter)
+		if err != nil {
+			return
+		}
+		got, err := matchFilter(p, testEntry())
+		if err != nil {
+			return
+		}
+		text, err := ldap.DecompileFilter(p)
+		if err != nil {
+			return
+		}
+		p2, err := ldap.CompileFilter(text)
+		if err != nil {
+			return
+		}
+		again, err := matchFilter(p2, testEntry())
+		if err != nil {
+			t.Fatalf("%q → %q: %v", filter, text, err)
+		}
+		if got != again {
+			t.Fatalf("%q = %v but its round trip %q = %v", filter, got, text, again)
+		}
+	})
+}
