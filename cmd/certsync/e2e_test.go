@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 
 // world is one test's directory, cloud and configuration.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	cfg      string
 	slapd    *ldaptest.Slapd
@@ -65,7 +65,7 @@ type person struct {
 
 const e2eFilter = "(&(objectClass=inetOrgPerson)(mail=*))"
 
-func newWorld(t *testing.T, people []person, extraConfig string) *world {
+func newWorld(t testing.TB, people []person, extraConfig string) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}
 	root, err := pkitest.NewRootCA("E2E Root CA")
@@ -498,5 +498,61 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	code, _, errOut := w.run("sync")
 	if code != 1 || !strings.Contains(errOut, "unknown key bogus") {
 		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
+
+func TestCloudRefusalIsReportedAndNotRecorded(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	w.syncJSON(0)
+	// zed turns up with a copy of alice's certificate: the binding is
+	// already alice's, and Graph keeps certificateUserIds unique per tenant.
+	conn := w.slapd.Admin(t)
+	res, err := conn.Search(ldap.NewSearchRequest("uid=alice,ou=people,dc=example,dc=test", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"userCertificate;binary"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("reading alice: %v", err)
+	}
+	aliceCert := res.Entries[0].GetRawAttributeValues("userCertificate;binary")[0]
+	add := ldap.NewAddRequest("uid=zed,ou=people,dc=example,dc=test", nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("uid", []string{"zed"})
+	add.Attribute("cn", []string{"zed"})
+	add.Attribute("sn", []string{"zed"})
+	add.Attribute("mail", []string{"zed@example.test"})
+	add.Attribute("userCertificate;binary", []string{string(aliceCert)})
+	if err := conn.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	zed := w.graph.AddUser(graphtest.User{UserPrincipalName: "zed@example.test", Mail: "zed@example.test"})
+	w.cloudIDs["zed"] = zed.ID
+
+	for pass := 1; pass <= 2; pass++ {
+		w.graph.ResetRequests()
+		r := w.syncJSON(1)
+		if r.Summary.UsersFailed != 1 {
+			t.Fatalf("pass %d: want zed failed, summary %+v", pass, r.Summary)
+		}
+		var zedTarget *jsonTarget
+		for _, u := range r.Users {
+			if u.Name == "zed@example.test" {
+				zedTarget = &u.Targets[0]
+			}
+		}
+		if zedTarget == nil || zedTarget.Status != statusFailed || zedTarget.Problem == "" {
+			t.Fatalf("pass %d: zed's target: %+v", pass, zedTarget)
+		}
+		if n, users := w.patches(); n != 1 || !users["/v1.0/users/"+zed.ID] {
+			t.Fatalf("pass %d: one PATCH to zed (not retried within the pass), got %d %v", pass, n, users)
+		}
+		if got := w.cloudValues("zed"); len(got) != 0 {
+			t.Fatalf("zed got values: %v", got)
+		}
+		if got := w.cloudValues("alice"); len(got) != 1 {
+			t.Fatalf("alice's value was disturbed: %v", got)
+		}
+	}
+	code, out, _ := w.run("status", "--output", "json")
+	if code != 0 || !strings.Contains(out, "zed@example.test") {
+		t.Fatalf("status should list zed's problem: %d\n%s", code, out)
 	}
 }

@@ -1,8 +1,3 @@
-// Package pkitest generates throwaway PKIs: root and intermediate CAs,
-// end-entity certificates with the properties certsync's policy looks at,
-// TLS server certificates for the test servers, and PKCS#7 blobs like the
-// ones Outlook writes. It is used by tests, the harnesses and `certsync
-// demo`; never by the agent's own code paths.
 package pkitest
 
 import (
