@@ -1,0 +1,221 @@
+package cloudsink
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	kauth "github.com/microsoft/kiota-authentication-azure-go"
+	khttp "github.com/microsoft/kiota-http-go"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"go.uber.org/zap"
+)
+
+// GraphConfig configures the Microsoft Graph sink.
+type GraphConfig struct {
+	Environment string // "" = global
+	// Endpoint overrides the environment's Graph root, e.g. an emulator at
+	// https://127.0.0.1:8443 (no /v1.0). "" = the environment's.
+	Endpoint   string
+	Credential azcore.TokenCredential // non-nil
+	// RootCAs, when set, is the trust used for TLS to Graph instead of the
+	// system's (for an override with a private CA).
+	RootCAs *x509.CertPool
+	// Concurrency is how many $batch requests are in flight (default 4).
+	Concurrency int
+	// MaxAttempts bounds tries per request and per batch item for 429, 503
+	// and 504 (default 6).
+	MaxAttempts int
+	// MaxWait is the longest Retry-After certsync waits (default 2m). When
+	// Graph asks for longer, the request or item fails as temporary, with
+	// its RetryAfter, for a later pass to pick up.
+	MaxWait time.Duration
+	// Backoff is the first wait when Graph gives no Retry-After, doubled
+	// per attempt up to MaxWait (default 2s).
+	Backoff time.Duration
+}
+
+// Graph is the Microsoft Graph sink: certificateUserIds of Entra ID users.
+type Graph struct {
+	log         *zap.Logger
+	client      *msgraphsdk.GraphServiceClient
+	adapter     *msgraphsdk.GraphRequestAdapter
+	base        string // the adapter's base URL, ending in /v1.0
+	concurrency int
+	maxAttempts int
+	maxWait     time.Duration
+	backoff     time.Duration
+}
+
+var _ Sink = (*Graph)(nil)
+
+// Graph's limits certsync plans around.
+const (
+	batchLimit            = 20   // requests per JSON $batch
+	filterInLimit         = 15   // values in one `in` clause on directory objects
+	filterValueLimit      = 120  // characters of a value compared in $filter
+	certificateUserIDsMax = 10   // values of certificateUserIds
+	certificateUserIDMax  = 1024 // characters per value
+)
+
+// NewGraph builds the Graph sink on msgraph-sdk-go: its azidentity auth
+// provider, its middleware (compression kept on) and request adapter.
+func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.Credential == nil {
+		return nil, errors.New("cloudsink: graph: no credential")
+	}
+	_, ep, err := environmentOrDefault(cfg.Environment)
+	if err != nil {
+		return nil, err
+	}
+	envGraph, err := url.Parse(ep.Graph)
+	if err != nil {
+		return nil, fmt.Errorf("cloudsink: graph: environment URL %q: %w", ep.Graph, err)
+	}
+	root := ep.Graph
+	// The auth provider compares host names without ports and silently
+	// sends no token to any other host, so the override's name goes in.
+	hosts := []string{envGraph.Hostname()}
+	if cfg.Endpoint != "" {
+		u, err := parseOverride("graph endpoint", cfg.Endpoint)
+		if err != nil {
+			return nil, err
+		}
+		root = u.String()
+		if !strings.EqualFold(u.Hostname(), envGraph.Hostname()) {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	g := &Graph{
+		log:         log,
+		concurrency: cfg.Concurrency,
+		maxAttempts: cfg.MaxAttempts,
+		maxWait:     cfg.MaxWait,
+		backoff:     cfg.Backoff,
+		base:        root + "/v1.0",
+	}
+	if g.concurrency <= 0 {
+		g.concurrency = 4
+	}
+	if g.maxAttempts <= 0 {
+		g.maxAttempts = 6
+	}
+	if g.maxWait <= 0 {
+		g.maxWait = 2 * time.Minute
+	}
+	if g.backoff <= 0 {
+		g.backoff = 2 * time.Second
+	}
+	// The token is for the environment's Graph even when an emulator
+	// stands in for it: that is the resource the app is consented for.
+	auth, err := kauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cfg.Credential, []string{ep.Graph + "/.default"}, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("cloudsink: graph: auth provider: %w", err)
+	}
+	httpClient := &http.Client{
+		Transport: khttp.NewCustomTransportWithParentTransport(newTransport(cfg.RootCAs), g.middleware()...),
+		// Graph redirects nothing certsync calls; a redirect is answered,
+		// not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("cloudsink: graph: request adapter: %w", err)
+	}
+	// Before the client: it copies the base URL into its request builders.
+	adapter.SetBaseUrl(g.base)
+	g.adapter = adapter
+	g.client = msgraphsdk.NewGraphServiceClient(adapter)
+	return g, nil
+}
+
+// middleware is msgraph-sdk-go-core's default pipeline in a fixed order.
+// The SDK builds it from a map, so its order changes from run to run; when
+// the retry handler lands outside the compression handler, a retried POST
+// goes out with "Content-Encoding: gzip" over an uncompressed body
+// (microsoft/kiota-http-go#183). Compression goes first, so a retry resends
+// the compressed bytes, and the retry handler is ours: bounded by
+// MaxAttempts and MaxWait, and logged.
+func (g *Graph) middleware() []khttp.Middleware {
+	opts := msgraphsdk.GetDefaultClientOptions()
+	var out []khttp.Middleware
+	var compression khttp.Middleware = khttp.NewCompressionHandler()
+	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(&opts) {
+		switch m.(type) {
+		case *khttp.RetryHandler:
+		case *khttp.CompressionHandler:
+			compression = m
+		default:
+			out = append(out, m)
+		}
+	}
+	retries := min(g.maxAttempts-1, 10) // kiota's ceiling
+	delay := int((g.backoff + time.Second - 1) / time.Second)
+	return append(out, compression, khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{
+		MaxRetries:   max(retries, 1), // kiota reads 0 as "default"; shouldRetry enforces the real bound
+		DelaySeconds: max(delay, 1),
+		ShouldRetry:  g.shouldRetry,
+	}))
+}
+
+// shouldRetry decides on kiota's retries of a whole request (429, 503,
+// 504): within MaxAttempts, and not when Graph asks for more than MaxWait.
+func (g *Graph) shouldRetry(_ time.Duration, retries int, req *http.Request, resp *http.Response) bool {
+	attempt := retries + 1
+	if attempt >= g.maxAttempts {
+		return false
+	}
+	wait, given := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if given && wait > g.maxWait {
+		g.log.Warn("graph: not retrying: Retry-After beyond the configured maximum wait",
+			zap.String("method", req.Method), zap.String("path", req.URL.Path), zap.Int("status", resp.StatusCode),
+			zap.Duration("retryAfter", wait), zap.Duration("maxWait", g.maxWait))
+		return false
+	}
+	fields := []zap.Field{
+		zap.String("method", req.Method), zap.String("path", req.URL.Path), zap.Int("status", resp.StatusCode),
+		zap.Int("attempt", attempt+1), zap.Int("maxAttempts", g.maxAttempts),
+	}
+	if given {
+		fields = append(fields, zap.Duration("wait", wait))
+	} else {
+		fields = append(fields, zap.String("wait", "backoff"))
+	}
+	g.log.Info("graph: retrying request", fields...)
+	// kiota drops this response without closing it; close it here so the
+	// connection goes back to the pool.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+	return true
+}
+
+// Targets lists what the Graph sink writes.
+func (g *Graph) Targets() []Target {
+	return []Target{{Name: TargetCertificateUserIDs, Limit: certificateUserIDsMax}}
+}
+
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
