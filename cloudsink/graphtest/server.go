@@ -81,7 +81,13 @@ type Server struct {
 
 	mu sync.Mutex // guards everything below
 	// users keeps insertion order, which is the order of listings.
-	users      []*User
+	users []*User
+	// Indexes over users, so that a tenant of 100k users costs the same
+	// per request as one of ten (the real service does not slow down
+	// with size, and benchmarks must measure certsync, not the emulator).
+	pos        map[string]int       // lower-cased ID → index in users
+	byKey      map[string]*User     // lower-cased ID and userPrincipalName
+	owners     map[string]*User     // lower-cased certificateUserIds value → its holder
 	tokens     map[string]time.Time // access token -> expiry
 	skipTokens map[string]pageState
 	requests   []Request
@@ -109,6 +115,9 @@ func Start(opts Options) (*Server, error) {
 		clientCerts:  append([]*x509.Certificate(nil), opts.ClientCertificates...),
 		log:          opts.Logger,
 		done:         make(chan struct{}),
+		pos:          make(map[string]int),
+		byKey:        make(map[string]*User),
+		owners:       make(map[string]*User),
 		tokens:       make(map[string]time.Time),
 		skipTokens:   make(map[string]pageState),
 	}
@@ -191,24 +200,64 @@ func (s *Server) addUserLocked(u User) *User {
 		u.ID = newGUID()
 	}
 	nu := u.clone()
-	for i, old := range s.users {
-		if strings.EqualFold(old.ID, u.ID) {
-			s.users[i] = &nu
-			return &nu
+	if i, ok := s.pos[strings.ToLower(u.ID)]; ok {
+		s.unindexLocked(s.users[i])
+		s.users[i] = &nu
+	} else {
+		s.pos[strings.ToLower(u.ID)] = len(s.users)
+		s.users = append(s.users, &nu)
+	}
+	s.indexLocked(&nu)
+	return &nu
+}
+
+func (s *Server) indexLocked(u *User) {
+	s.byKey[strings.ToLower(u.ID)] = u
+	if u.UserPrincipalName != "" {
+		s.byKey[strings.ToLower(u.UserPrincipalName)] = u
+	}
+	for _, v := range u.CertificateUserIDs {
+		s.owners[strings.ToLower(v)] = u
+	}
+}
+
+func (s *Server) unindexLocked(u *User) {
+	for _, k := range []string{u.ID, u.UserPrincipalName} {
+		if k != "" && s.byKey[strings.ToLower(k)] == u {
+			delete(s.byKey, strings.ToLower(k))
 		}
 	}
-	s.users = append(s.users, &nu)
-	return &nu
+	for _, v := range u.CertificateUserIDs {
+		if s.owners[strings.ToLower(v)] == u {
+			delete(s.owners, strings.ToLower(v))
+		}
+	}
+}
+
+// DeleteUser removes the user with that ID, as deleting the account in
+// the tenant would; it reports whether there was one.
+func (s *Server) DeleteUser(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.pos[strings.ToLower(id)]
+	if !ok {
+		return false
+	}
+	s.unindexLocked(s.users[i])
+	s.users = append(s.users[:i], s.users[i+1:]...)
+	delete(s.pos, strings.ToLower(id))
+	for j := i; j < len(s.users); j++ {
+		s.pos[strings.ToLower(s.users[j].ID)] = j
+	}
+	return true
 }
 
 // User returns a copy of the user with that ID.
 func (s *Server) User(id string) (User, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, u := range s.users {
-		if strings.EqualFold(u.ID, id) {
-			return u.clone(), true
-		}
+	if i, ok := s.pos[strings.ToLower(id)]; ok {
+		return s.users[i].clone(), true
 	}
 	return User{}, false
 }

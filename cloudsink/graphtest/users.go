@@ -227,12 +227,7 @@ func (s *Server) listUsers(q url.Values, h http.Header) response {
 
 // findLocked finds a user by ID or userPrincipalName, as /users/{key} does.
 func (s *Server) findLocked(key string) *User {
-	for _, u := range s.users {
-		if strings.EqualFold(u.ID, key) || (u.UserPrincipalName != "" && strings.EqualFold(u.UserPrincipalName, key)) {
-			return u
-		}
-	}
-	return nil
+	return s.byKey[strings.ToLower(key)]
 }
 
 func notFound(key string, h http.Header) response {
@@ -300,19 +295,26 @@ func (s *Server) patchUser(key string, q url.Values, h http.Header, body []byte)
 		}
 		seen[strings.ToLower(v)] = true
 	}
-	for _, other := range s.users {
-		if other == u {
-			continue
-		}
-		for _, v := range other.CertificateUserIDs {
-			if seen[strings.ToLower(v)] {
-				return badRequest(h, "Another object with the same value for property certificateUserIds already exists: '%s'.", v)
-			}
+	for _, v := range ids {
+		if other := s.owners[strings.ToLower(v)]; other != nil && other != u {
+			return badRequest(h, "Another object with the same value for property certificateUserIds already exists: '%s'.", other.certificateUserID(v))
 		}
 	}
+	s.unindexLocked(u)
 	u.CertificateUserIDs = append([]string(nil), ids...)
+	s.indexLocked(u)
 	s.writes++
 	return response{status: http.StatusNoContent, header: http.Header{}}
+}
+
+// certificateUserID returns the user's own spelling of v.
+func (u *User) certificateUserID(v string) string {
+	for _, x := range u.CertificateUserIDs {
+		if strings.EqualFold(x, v) {
+			return x
+		}
+	}
+	return v
 }
 
 // parseUserPatch reads {"authorizationInfo":{"certificateUserIds":[...]}},

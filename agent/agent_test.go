@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/cloudsink/graphtest"
+	"github.com/certsync/certsync/ldapsrc"
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/mapping/pkitest"
+	"github.com/certsync/certsync/state"
+)
+
+// listSource is the agent's Source over a fixed list of users. It stands in
+// for the directory only in these pass-logic tests; ldapsrc itself is
+// tested against a real slapd, and the whole pipeline in cmd/certsync.
+type listSource struct {
+	users   []mapping.SourceUser
+	failAt  int // > 0: the read fails after this many users
+	readErr error
+}
+
+func (s *listSource) Users(_ context.Context, fn func(mapping.SourceUser) error) (ldapsrc.Stats, error) {
+	var st ldapsrc.Stats
+	for i, u := range s.users {
+		if s.failAt > 0 && i == s.failAt {
+			return st, s.readErr
+		}
+		st.Entries++
+		if err := fn(u); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+func (s *listSource) FindUser(_ context.Context, id string) (ldapsrc.FoundUser, error) {
+	for _, u := range s.users {
+		if u.Attr("mail") == id {
+			return ldapsrc.FoundUser{User: u, InScope: true}, nil
+		}
+	}
+	return ldapsrc.FoundUser{}, ldapsrc.ErrUserNotFound
+}
+
+type fixture struct {
+	t      *testing.T
+	ca     *pkitest.CA
+	graph  *graphtest.Server
+	sink   *cloudsink.Graph
+	store  *state.Store
+	src    *listSource
+	ids    map[string]string // mail → cloud id
+	safety Safety
+}
+
+func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
+	t.Helper()
+	ca, err := pkitest.NewRootCA("Agent Test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := graphtest.Start(graphtest.Options{Users: cloudUsers, ClientSecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	cred, err := cloudsink.NewCredential(cloudsink.CredentialConfig{Method: "secret", TenantID: g.TenantID(), ClientID: g.ClientID(),
+		Secret: "s", AuthorityHost: g.URL() + "/", RootCAs: g.RootCAs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Endpoint: g.URL(), Credential: cred, RootCAs: g.RootCAs()}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	f := &fixture{t: t, ca: ca, graph: g, sink: sink, store: st, src: &listSource{}, ids: map[string]string{}}
+	for _, u := range g.Users() {
+		f.ids[u.Mail] = u.ID
+	}
+	return f
+}
+
+func (f *fixture) agent() *Agent {
+	f.t.Helper()
+	a, err := New(Options{
+		Source: f.src, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety,
+		Policy: mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
+		Sinks: []SinkSpec{{
+			Sink:  f.sink,
+			Match: Match{SourceAttribute: "mail", CloudProperty: "mail"},
+			Desired: map[string]func(mapping.Evaluation) []string{
+				cloudsink.TargetCertificateUserIDs: func(ev mapping.Evaluation) []string {
+					return mapping.CertificateUserIDs(ev.Accepted, []mapping.BindingKind{mapping.BindingSKI})
+				},
+			},
+		}},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a
+}
+
+// user makes a directory user with certs fresh certificates; it returns
+// the user and the SKI bindings they should produce.
+func (f *fixture) user(mail string, certs int) (mapping.SourceUser, []string) {
+	f.t.Helper()
+	u := mapping.SourceUser{Anchor: "anchor-" + mail, DN: "uid=" + mail, Attributes: map[string]string{"mail": mail}}
+	var want []string
+	for i := 0; i < certs; i++ {
+		c, _, err := f.ca.Issue(pkitest.LeafOptions{CommonName: mail})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		u.Values = append(u.Values, mapping.RawValue{Attribute: mapping.AttrUserCertificate, Data: c.Raw})
+		b, err := mapping.Binding(c, mapping.BindingSKI)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		want = append(want, b)
+	}
+	return u, want
+}
+
+func (f *fixture) pass(ctx context.Context) *Plan {
+	f.t.Helper()
+	a := f.agent()
+	p, err := a.Plan(ctx, "")
+	if err != nil {
+		f.t.Fatalf("plan: %v", err)
+	}
+	if err := a.Apply(ctx, p, false); err != nil {
+		f.t.Fatalf("apply: %v", err)
+	}
+	return p
+}
+
+func (f *fixture) cloud(mail string) []string {
+	u, ok := f.graph.User(f.ids[mail])
+	if !ok {
+		f.t.Fatalf("no cloud user %s", mail)
+	}
+	return u.CertificateUserIDs
+}
