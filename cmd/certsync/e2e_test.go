@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,8 +66,16 @@ type person struct {
 
 const e2eFilter = "(&(objectClass=inetOrgPerson)(mail=*))"
 
-func newWorld(t testing.TB, people []person, extraConfig string) *world {
+// worldOption changes how newWorld sets up the cloud side.
+type worldOption int
+
+// certificateCredential makes the app authenticate with a client
+// certificate (RSA, as azidentity requires) instead of a secret.
+const certificateCredential worldOption = 1
+
+func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOption) *world {
 	t.Helper()
+	credential := "{method: secret, secretFile: secret}"
 	w := &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}
 	root, err := pkitest.NewRootCA("E2E Root CA")
 	if err != nil {
@@ -99,7 +108,25 @@ func newWorld(t testing.TB, people []person, extraConfig string) *world {
 		}
 	}
 	w.slapd = ldaptest.StartSlapd(t, ldaptest.SlapdOptions{SeedLDIF: seed.Bytes()})
-	if w.graph, err = graphtest.Start(graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}); err != nil {
+	gopts := graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}
+	for _, o := range opts {
+		if o == certificateCredential {
+			appCert, appKey, err := root.Issue(pkitest.LeafOptions{CommonName: "certsync app", RSA: true, EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyPEM, err := pkitest.KeyPEM(appKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(w.dir, "app.pem"), append(pkitest.CertPEM(appCert), keyPEM...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			gopts.ClientSecret, gopts.ClientCertificates = "", []*x509.Certificate{appCert}
+			credential = "{method: certificate, certificateFile: app.pem}"
+		}
+	}
+	if w.graph, err = graphtest.Start(gopts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.graph.Close() })
@@ -130,7 +157,7 @@ func newWorld(t testing.TB, people []person, extraConfig string) *world {
 cloud:
   tenantID: "%s"
   clientID: "%s"
-  credential: {method: secret, secretFile: secret}
+  credential: %s
   graphEndpoint: "%s"
   authorityHost: "%s/"
   caFile: graph-ca.pem
@@ -139,7 +166,7 @@ policy:
   issuingCAFile: issuing.pem
 state: {path: state/state.db}
 log: {level: warn, format: json}
-%s`, w.slapd.URL, w.slapd.BaseDN, e2eFilter, w.slapd.AdminDN, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), extraConfig)
+%s`, w.slapd.URL, w.slapd.BaseDN, e2eFilter, w.slapd.AdminDN, w.graph.TenantID(), w.graph.ClientID(), credential, w.graph.URL(), w.graph.URL(), extraConfig)
 	w.cfg = filepath.Join(w.dir, "agent.yaml")
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -554,5 +581,13 @@ func TestCloudRefusalIsReportedAndNotRecorded(t *testing.T) {
 	code, out, _ := w.run("status", "--output", "json")
 	if code != 0 || !strings.Contains(out, "zed@example.test") {
 		t.Fatalf("status should list zed's problem: %d\n%s", code, out)
+	}
+}
+
+func TestCertificateCredential(t *testing.T) {
+	w := newWorld(t, basicPeople(), "", certificateCredential)
+	r := w.syncJSON(0)
+	if r.Summary.UsersChanged != 3 || w.graph.Writes() != 3 {
+		t.Fatalf("with a client certificate: %+v, %d writes", r.Summary, w.graph.Writes())
 	}
 }
