@@ -591,3 +591,10 @@ func TestCertificateCredential(t *testing.T) {
 		t.Fatalf("with a client certificate: %+v, %d writes", r.Summary, w.graph.Writes())
 	}
 }
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(certsyncBin, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "certsync ") || !strings.Contains(string(out), "go1.") {
+		t.Fatalf("certsync version: %v %q", err, out)
+	}
+}

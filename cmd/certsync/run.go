@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -24,14 +23,7 @@ with a backoff that doubles up to one hour. SIGINT or SIGTERM lets the pass in
 flight finish, then exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if configPath == "" {
-				return errors.New("--config is required")
-			}
-			cfg, err := config.Load(configPath)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(cfg.Log, cmd.ErrOrStderr())
+			cfg, log, err := loadConfig(configPath, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

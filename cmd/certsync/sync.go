@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,18 +40,11 @@ func newSyncCommand() *cobra.Command {
 		Short: "Run one pass: read the directory, validate, publish changes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.configPath == "" {
-				return errors.New("--config is required")
-			}
 			format, err := outputFormat(o.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
-			cfg, err := config.Load(o.configPath)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(cfg.Log, cmd.ErrOrStderr())
+			cfg, log, err := loadConfig(o.configPath, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -21,6 +21,23 @@ import (
 	"github.com/certsync/certsync/state"
 )
 
+// loadConfig loads --config and builds the logger it asks for, writing to
+// errOut.
+func loadConfig(path string, errOut io.Writer) (*config.Config, *zap.Logger, error) {
+	if path == "" {
+		return nil, nil, errors.New("--config is required")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(cfg.Log, errOut)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, log, nil
+}
+
 // newLogger builds the zap logger the config asks for, writing to w.
 func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(c.Level)
