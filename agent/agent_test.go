@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -75,7 +76,8 @@ func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Endpoint: g.URL(), Credential: cred, RootCAs: g.RootCAs()}, zaptest.NewLogger(t))
+	sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Endpoint: g.URL(), Credential: cred, RootCAs: g.RootCAs(),
+		MaxAttempts: 2, Backoff: 10 * time.Millisecond}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -130,6 +131,11 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 			problems = append(problems, t.Target+": "+t.Problem)
 		case t.Err != nil:
 			problems = append(problems, t.Target+": "+t.Err.Error())
+			if !refused(t.Err) {
+				// The write may have landed (a timeout, a 5xx after the
+				// retries): keep the intent so the next pass can tell.
+				tr.Pending = union(tr.Pending, t.Change.Add)
+			}
 		case t.CloudID != "":
 			// Confirmed, or nothing to write: the diff's Owned is now true.
 			tr = state.TargetRecord{CloudID: t.CloudID, Values: t.Change.Owned}
@@ -155,6 +161,13 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 		return rec, false
 	}
 	return rec, len(rec.Targets) > 0 || rec.Problem != ""
+}
+
+// refused reports whether the cloud answered the write with a definite
+// no (a 4xx other than throttling), so nothing of it landed.
+func refused(err error) bool {
+	var ce *cloudsink.Error
+	return errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != 429
 }
 
 // sameAsBefore reports whether rec says nothing new, so that a pass over

@@ -194,3 +194,44 @@ func TestLoopBackoffAndStop(t *testing.T) {
 		t.Fatalf("Loop returned %v after %d passes", err, passes)
 	}
 }
+
+func TestFailedWriteKeepsIntentUnlessRefused(t *testing.T) {
+	cases := []struct {
+		name        string
+		status      int
+		keepPending bool
+	}{
+		{"unavailable: the write may have landed", 503, true},
+		{"refused: nothing landed", 400, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, graphtest.User{Mail: "a@x.test"})
+			a, want := f.user("a@x.test", 1)
+			f.src.users = []mapping.SourceUser{a}
+			ag := f.agent()
+			p, err := ag.Plan(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.graph.Fail(100, tc.status)
+			if err := ag.Apply(context.Background(), p, false); err != nil {
+				t.Fatal(err)
+			}
+			if tp := p.Users[0].Targets[0]; tp.Err == nil || tp.Applied {
+				t.Fatalf("the write should have failed: %+v", tp)
+			}
+			rec, _, err := f.store.Get(a.Anchor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := rec.Targets[cloudsink.TargetCertificateUserIDs]
+			if got := mapping.SameSet(tr.Pending, want); got != tc.keepPending {
+				t.Fatalf("pending after a %d: %v (want kept: %v)", tc.status, tr.Pending, tc.keepPending)
+			}
+			if len(tr.Values) != 0 || rec.Problem == "" {
+				t.Fatalf("a failed write must not be recorded as owned, and must be a problem: %+v", rec)
+			}
+		})
+	}
+}

@@ -200,7 +200,10 @@ func (a *Agent) Plan(ctx context.Context, userID string) (*Plan, error) {
 			seen[u.Anchor] = struct{}{}
 			return consider(u, false)
 		})
-		if err != nil {
+		switch {
+		case err != nil && stats.Entries == 0:
+			return nil, fmt.Errorf("agent: reading the directory: %w; nothing will be changed", err)
+		case err != nil:
 			// An incomplete read must never look like users without
 			// certificates: the whole plan is void.
 			return nil, fmt.Errorf("agent: directory read incomplete after %d users, nothing will be changed: %w", stats.Entries, err)

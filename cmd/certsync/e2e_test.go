@@ -598,3 +598,28 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("certsync version: %v %q", err, out)
 	}
 }
+
+func TestUnreachableDirectoryIsAFailedPass(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	cfg, err := os.ReadFile(w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on.
+	broken := strings.Replace(string(cfg), w.slapd.URL, "ldap://127.0.0.1:1", 1)
+	if err := os.WriteFile(w.cfg, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := w.run("sync")
+	if code != 1 || !strings.Contains(errOut, "127.0.0.1:1") || !strings.Contains(errOut, "nothing will be changed") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	code, out, _ := w.run("status", "--output", "json")
+	var st statusReport
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.LastPass == nil {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	if st.LastPass.Result != "failed" || !strings.Contains(st.LastPass.Error, "127.0.0.1:1") {
+		t.Fatalf("status should show the failed pass and why: %+v", st.LastPass)
+	}
+}

@@ -195,16 +195,17 @@ type passOptions struct {
 // run) applies. The plan comes back even when applying failed, so that the
 // caller can show what happened; err is the pass's error.
 func (p *pipeline) runPass(ctx context.Context, o passOptions) (*agent.Plan, error) {
-	src, err := ldapsrc.Open(ctx, p.ldap, p.log.Named("ldap"))
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
 	store, closeStore, err := openStore(p.cfg.State.Path, o.dryRun)
 	if err != nil {
 		return nil, err
 	}
 	defer closeStore()
+	// The source is opened lazily by the agent's first read, so that a
+	// directory that cannot be reached is recorded as a failed pass.
+	src := &lazySource{open: func(ctx context.Context) (*ldapsrc.Source, error) {
+		return ldapsrc.Open(ctx, p.ldap, p.log.Named("ldap"))
+	}}
+	defer src.Close()
 	a, err := agent.New(agent.Options{
 		Source: src, Store: store, Sinks: p.sinks, Policy: p.policy, Log: p.log,
 		Safety: agent.Safety{MaxDeletes: *p.cfg.Safety.MaxDeletes, MaxDeletePercent: *p.cfg.Safety.MaxDeletePercent},
@@ -223,6 +224,45 @@ func (p *pipeline) runPass(ctx context.Context, o passOptions) (*agent.Plan, err
 		return plan, nil
 	}
 	return plan, a.Apply(ctx, plan, o.allowDeletes)
+}
+
+// lazySource connects to the directory on first use.
+type lazySource struct {
+	open func(context.Context) (*ldapsrc.Source, error)
+	src  *ldapsrc.Source
+}
+
+func (l *lazySource) get(ctx context.Context) (*ldapsrc.Source, error) {
+	if l.src == nil {
+		s, err := l.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.src = s
+	}
+	return l.src, nil
+}
+
+func (l *lazySource) Users(ctx context.Context, fn func(mapping.SourceUser) error) (ldapsrc.Stats, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return ldapsrc.Stats{}, err
+	}
+	return s.Users(ctx, fn)
+}
+
+func (l *lazySource) FindUser(ctx context.Context, id string) (ldapsrc.FoundUser, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return ldapsrc.FoundUser{}, err
+	}
+	return s.FindUser(ctx, id)
+}
+
+func (l *lazySource) Close() {
+	if l.src != nil {
+		_ = l.src.Close()
+	}
 }
 
 // openStore opens the state file; a dry run opens it read-only, and with
