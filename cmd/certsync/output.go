@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,13 @@ import (
 // The JSON report. Its schema is documented in README.md ("JSON output");
 // schemaVersion changes whenever a field changes meaning or goes away.
 type jsonReport struct {
+	jsonHead
+	Users []jsonUser `json:"users"`
+}
+
+// jsonHead is the report without its users, which are streamed one by one
+// so a plan over many users is never held twice in memory.
+type jsonHead struct {
 	SchemaVersion int         `json:"schemaVersion"`
 	Mode          string      `json:"mode"`
 	DryRun        bool        `json:"dryRun"`
@@ -22,7 +30,6 @@ type jsonReport struct {
 	Error         string      `json:"error,omitempty"`
 	Guard         jsonGuard   `json:"guard"`
 	Summary       jsonSummary `json:"summary"`
-	Users         []jsonUser  `json:"users"`
 }
 
 type jsonGuard struct {
@@ -112,8 +119,8 @@ func targetStatus(t *agent.TargetPlan) string {
 	return statusUnchanged
 }
 
-func toJSON(p *agent.Plan, dryRun bool, passErr error) jsonReport {
-	r := jsonReport{SchemaVersion: 1, Mode: p.Mode, DryRun: dryRun, Started: p.Started, Users: []jsonUser{}}
+func toJSONHead(p *agent.Plan, dryRun bool, passErr error) jsonHead {
+	r := jsonHead{SchemaVersion: 1, Mode: p.Mode, DryRun: dryRun, Started: p.Started}
 	if passErr != nil {
 		r.Error = passErr.Error()
 	}
@@ -122,29 +129,30 @@ func toJSON(p *agent.Plan, dryRun bool, passErr error) jsonReport {
 	s := p.Stats
 	r.Summary = jsonSummary{s.UsersRead, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersFailed,
 		s.ValuesAdded, s.ValuesRemoved, s.CertificatesAccepted, s.CertificatesRejected}
-	for _, u := range p.Users {
-		ju := jsonUser{Anchor: u.Anchor, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
-			Problem: u.Problem, Accepted: []jsonCert{}, Rejected: []jsonRejected{}, Targets: []jsonTarget{}}
-		for _, c := range u.Accepted {
-			ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes)})
-		}
-		for _, rj := range u.Rejected {
-			ju.Rejected = append(ju.Rejected, jsonRejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
-		}
-		for _, t := range u.Targets {
-			if ju.CloudID == "" {
-				ju.CloudID = t.CloudID
-			}
-			jt := jsonTarget{Target: t.Target, CloudID: t.CloudID, Status: targetStatus(t), Problem: t.Problem,
-				Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Dropped: nonNil(t.Change.Dropped)}
-			if t.Err != nil {
-				jt.Problem = t.Err.Error()
-			}
-			ju.Targets = append(ju.Targets, jt)
-		}
-		r.Users = append(r.Users, ju)
-	}
 	return r
+}
+
+func toJSONUser(u *agent.UserPlan) jsonUser {
+	ju := jsonUser{Anchor: u.Anchor, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
+		Problem: u.Problem, Accepted: []jsonCert{}, Rejected: []jsonRejected{}, Targets: []jsonTarget{}}
+	for _, c := range u.Accepted {
+		ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes)})
+	}
+	for _, rj := range u.Rejected {
+		ju.Rejected = append(ju.Rejected, jsonRejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
+	}
+	for _, t := range u.Targets {
+		if ju.CloudID == "" {
+			ju.CloudID = t.CloudID
+		}
+		jt := jsonTarget{Target: t.Target, CloudID: t.CloudID, Status: targetStatus(t), Problem: t.Problem,
+			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Dropped: nonNil(t.Change.Dropped)}
+		if t.Err != nil {
+			jt.Problem = t.Err.Error()
+		}
+		ju.Targets = append(ju.Targets, jt)
+	}
+	return ju
 }
 
 func nonNil(s []string) []string {
@@ -154,10 +162,33 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// writeJSON writes the report as one indented JSON object, streaming the
+// users.
 func writeJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(toJSON(p, dryRun, passErr))
+	bw := bufio.NewWriter(w)
+	head, err := json.MarshalIndent(toJSONHead(p, dryRun, passErr), "", "  ")
+	if err != nil {
+		return err
+	}
+	// head ends with "\n}": reopen the object to append the users.
+	bw.Write(head[:len(head)-2])
+	bw.WriteString(",\n  \"users\": [")
+	for i, u := range p.Users {
+		b, err := json.MarshalIndent(toJSONUser(u), "    ", "  ")
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n    ")
+		bw.Write(b)
+	}
+	if len(p.Users) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("]\n}\n")
+	return bw.Flush()
 }
 
 // writeTable prints a plan for people: one block per user, then a summary.
@@ -174,6 +205,11 @@ func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	fmt.Fprintf(tw, ") at %s\n\n", p.Started.Format(time.RFC3339))
 	for _, u := range p.Users {
 		writeUser(tw, u, p.Mode == agent.ModeUser)
+		// Columns line up within a user's block; flushing each block keeps
+		// the output streaming however many users the plan holds.
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	s := p.Stats
 	added, removed := "to add", "to remove"
