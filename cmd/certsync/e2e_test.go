@@ -623,3 +623,14 @@ func TestUnreachableDirectoryIsAFailedPass(t *testing.T) {
 		t.Fatalf("status should show the failed pass and why: %+v", st.LastPass)
 	}
 }
+
+func TestUnchangedPassSendsNoCloudRequest(t *testing.T) {
+	people := []person{{uid: "alice", certs: 1, inCloud: true}, {uid: "bob", certs: 2, inCloud: true}, {uid: "dave", inCloud: true}}
+	w := newWorld(t, people, "")
+	w.syncJSON(0)
+	w.graph.ResetRequests()
+	r := w.syncJSON(0)
+	if reqs := w.graph.Requests(); len(reqs) != 0 || r.Summary.UsersRead != 3 {
+		t.Fatalf("a pass over an unchanged directory sent %d requests to the cloud (summary %+v): %+v", len(reqs), r.Summary, reqs)
+	}
+}
