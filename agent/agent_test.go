@@ -138,7 +138,7 @@ func (f *fixture) user(mail string, certs int) (mapping.SourceUser, []string) {
 func (f *fixture) pass(ctx context.Context) *Plan {
 	f.t.Helper()
 	a := f.agent()
-	p, err := a.Plan(ctx, "")
+	p, err := a.Plan(ctx, PlanOptions{})
 	if err != nil {
 		f.t.Fatalf("plan: %v", err)
 	}

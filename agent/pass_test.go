@@ -29,7 +29,7 @@ func TestIncompleteReadChangesNothing(t *testing.T) {
 	f.src.users = []mapping.SourceUser{a, b}
 	f.src.failAt, f.src.readErr = 1, errors.New("connection reset by peer")
 	before := f.graph.Writes()
-	_, err := f.agent().Plan(context.Background(), "")
+	_, err := f.agent().Plan(context.Background(), PlanOptions{})
 	if err == nil || !strings.Contains(err.Error(), "incomplete") || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("want an incomplete-read error naming the cause, got %v", err)
 	}
@@ -153,7 +153,7 @@ func TestGuardStopsTheWholePlan(t *testing.T) {
 	c2, _ := f.user("c@x.test", 1)
 	f.src.users = []mapping.SourceUser{c2}
 	ag := f.agent()
-	p, err := ag.Plan(context.Background(), "")
+	p, err := ag.Plan(context.Background(), PlanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestFailedWriteKeepsIntentUnlessRefused(t *testing.T) {
 			a, want := f.user("a@x.test", 1)
 			f.src.users = []mapping.SourceUser{a}
 			ag := f.agent()
-			p, err := ag.Plan(context.Background(), "")
+			p, err := ag.Plan(context.Background(), PlanOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

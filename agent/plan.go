@@ -147,12 +147,23 @@ func (u *UserPlan) reportable(mode string) bool {
 	return false
 }
 
+// PlanOptions say what a plan covers.
+type PlanOptions struct {
+	// User "" plans every user in scope; otherwise only the user it names
+	// (mail, userPrincipalName, sAMAccountName, uid or DN).
+	User string
+	// Reconcile looks up every user certsync has or wants values for,
+	// not only those whose wanted values changed, so that values removed
+	// or altered by hand in the cloud are put right.
+	Reconcile bool
+}
+
 // Plan reads the directory and the cloud and computes what a pass would
-// change, writing nothing. userID "" plans every user in scope; otherwise
-// only the user it names (mail, userPrincipalName, sAMAccountName, uid or
-// DN). An error means the plan is incomplete and must not be applied.
-func (a *Agent) Plan(ctx context.Context, userID string) (*Plan, error) {
+// change, writing nothing. An error means the plan is incomplete and must
+// not be applied.
+func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	p := &Plan{Mode: ModeFull, Started: a.now()}
+	userID := o.User
 	if userID != "" {
 		p.Mode = ModeUser
 	}
@@ -165,7 +176,7 @@ func (a *Agent) Plan(ctx context.Context, userID string) (*Plan, error) {
 	var candidates []*UserPlan
 	var reportOnly []*UserPlan
 	consider := func(u mapping.SourceUser, outOfScope bool) error {
-		up, candidate, err := a.evaluate(u, outOfScope, p.Mode == ModeUser)
+		up, candidate, err := a.evaluate(u, outOfScope, p.Mode == ModeUser, o.Reconcile)
 		if err != nil {
 			return err
 		}
@@ -241,7 +252,7 @@ func (a *Agent) Plan(ctx context.Context, userID string) (*Plan, error) {
 // must be consulted: only when that differs from what state says was
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
-func (a *Agent) evaluate(u mapping.SourceUser, outOfScope, always bool) (*UserPlan, bool, error) {
+func (a *Agent) evaluate(u mapping.SourceUser, outOfScope, always, reconcile bool) (*UserPlan, bool, error) {
 	ev := mapping.Evaluate(u.Values, a.policy, a.now())
 	up := &UserPlan{Anchor: u.Anchor, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected}
 	for _, c := range ev.Accepted {
@@ -260,7 +271,7 @@ func (a *Agent) evaluate(u mapping.SourceUser, outOfScope, always bool) (*UserPl
 		}
 		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, Desired: desired})
 		tr := rec.Targets[t.name]
-		if !mapping.SameSet(desired, tr.Values) || len(tr.Pending) > 0 {
+		if !mapping.SameSet(desired, tr.Values) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0)) {
 			candidate = true
 		}
 	}

@@ -634,3 +634,34 @@ func TestUnchangedPassSendsNoCloudRequest(t *testing.T) {
 		t.Fatalf("a pass over an unchanged directory sent %d requests to the cloud (summary %+v): %+v", len(reqs), r.Summary, reqs)
 	}
 }
+
+func TestReconcileRepairsHandEdits(t *testing.T) {
+	people := []person{{uid: "alice", certs: 1, inCloud: true}, {uid: "bob", certs: 1, inCloud: true}}
+	w := newWorld(t, people, "")
+	w.syncJSON(0)
+	want := w.cloudValues("alice")
+	// Someone clears alice's values by hand in the cloud and adds one of
+	// their own to bob.
+	alice, _ := w.graph.User(w.cloudIDs["alice"])
+	alice.CertificateUserIDs = nil
+	w.graph.AddUser(alice)
+	bob, _ := w.graph.User(w.cloudIDs["bob"])
+	bob.CertificateUserIDs = append(bob.CertificateUserIDs, "X509:<PN>bob@example.test")
+	w.graph.AddUser(bob)
+
+	w.graph.ResetRequests()
+	w.syncJSON(0)
+	if n, _ := w.patches(); n != 0 {
+		t.Fatalf("an ordinary pass only looks at users that changed on-prem, yet wrote %d", n)
+	}
+	r := w.syncJSON(0, "--reconcile")
+	if n, users := w.patches(); n != 1 || !users["/v1.0/users/"+w.cloudIDs["alice"]] || r.Summary.ValuesAdded != 1 {
+		t.Fatalf("--reconcile: want one PATCH restoring alice, got %d %v %+v", n, users, r.Summary)
+	}
+	if got := w.cloudValues("alice"); !mapping.SameSet(got, want) {
+		t.Fatalf("alice: got %v, want %v", got, want)
+	}
+	if got := w.cloudValues("bob"); len(got) != 2 {
+		t.Fatalf("bob's hand-added value must stay: %v", got)
+	}
+}

@@ -49,8 +49,15 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	log.Info("certsync agent started", zap.String("version", buildVersion()), zap.Duration("interval", cfg.Schedule.Interval),
 		zap.String("source", cfg.Source.URL), zap.String("state", cfg.State.Path))
+	// The first pass and then one a day reconcile: they check every user's
+	// values in the cloud, so hand edits there do not last.
+	var lastReconcile time.Time
 	return agent.Loop(ctx, cfg.Schedule.Interval, time.Hour, func(ctx context.Context) error {
-		plan, err := p.runPass(ctx, passOptions{})
+		reconcile := time.Since(lastReconcile) >= reconcileEvery
+		plan, err := p.runPass(ctx, passOptions{reconcile: reconcile})
+		if err == nil && reconcile {
+			lastReconcile = time.Now()
+		}
 		if plan != nil {
 			s := plan.Stats
 			log.Info("pass summary", zap.Int("usersRead", s.UsersRead), zap.Int("usersChanged", s.UsersChanged),
@@ -66,6 +73,10 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}, log)
 }
+
+// reconcileEvery is how often `certsync run` checks every user's values in
+// the cloud rather than only those that changed on-prem.
+const reconcileEvery = 24 * time.Hour
 
 func problemOf(u *agent.UserPlan) string {
 	if u.Problem != "" {

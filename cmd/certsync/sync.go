@@ -22,6 +22,7 @@ type syncOptions struct {
 	output           string
 	detailedExitCode bool
 	allowDeletes     bool
+	reconcile        bool
 }
 
 func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
@@ -31,6 +32,7 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.output, "output", "", "table or json (default: table on a terminal, json otherwise)")
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 0 when nothing changes, 2 when changes are present or applied, 1 on error")
 	fs.BoolVar(&o.allowDeletes, "allow-deletes", false, "let this one pass exceed the deletion limit (safety.*)")
+	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
 }
 
 func newSyncCommand() *cobra.Command {
@@ -73,7 +75,7 @@ func runSync(ctx context.Context, cfg *config.Config, log *zap.Logger, o *syncOp
 	if err != nil {
 		return err
 	}
-	plan, passErr := p.runPass(ctx, passOptions{dryRun: o.dryRun, user: o.user, allowDeletes: o.allowDeletes})
+	plan, passErr := p.runPass(ctx, passOptions{dryRun: o.dryRun, user: o.user, allowDeletes: o.allowDeletes, reconcile: o.reconcile})
 	if plan == nil {
 		return passErr
 	}

@@ -189,6 +189,7 @@ type passOptions struct {
 	dryRun       bool
 	user         string
 	allowDeletes bool
+	reconcile    bool
 }
 
 // runPass opens the directory and the state file, plans, and (unless dry
@@ -213,7 +214,7 @@ func (p *pipeline) runPass(ctx context.Context, o passOptions) (*agent.Plan, err
 	if err != nil {
 		return nil, err
 	}
-	plan, err := a.Plan(ctx, o.user)
+	plan, err := a.Plan(ctx, agent.PlanOptions{User: o.user, Reconcile: o.reconcile})
 	if err != nil {
 		if !o.dryRun {
 			a.RecordFailure(nil, err)
