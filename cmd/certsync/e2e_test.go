@@ -427,7 +427,11 @@ func TestSingleUserTouchesOnlyThatUser(t *testing.T) {
 		w.modify(uid, func(m *ldap.ModifyRequest) { m.Add("userCertificate;binary", []string{string(c)}) })
 	}
 	w.graph.ResetRequests()
-	code, out, errOut := w.run("sync", "--user", "bob@example.test", "--output", "table")
+	code, out, errOut := w.run("sync", "--user", "bob", "--dry-run", "--output", "table")
+	if n, _ := w.patches(); code != 0 || n != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "+ X509:<SKI>") {
+		t.Fatalf("--user --dry-run: exit %d, %d PATCH\n%s\n%s", code, n, out, errOut)
+	}
+	code, out, errOut = w.run("sync", "--user", "bob@example.test", "--output", "table")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
