@@ -132,9 +132,18 @@ func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
 	}
 	var roots *x509.CertPool
 	if cl.CAFile != "" {
-		var err error
-		if roots, err = cfg.ReadCertPool("cloud.caFile", cl.CAFile); err != nil {
+		// Added to the system's roots, not instead of them: the file may
+		// name a proxy's or an emulator's CA, and the real login and Graph
+		// hosts must still verify.
+		extra, err := cfg.ReadCerts("cloud.caFile", cl.CAFile)
+		if err != nil {
 			return nil, err
+		}
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		for _, c := range extra {
+			roots.AddCert(c)
 		}
 	}
 	cc := cloudsink.CredentialConfig{
