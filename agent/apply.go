@@ -61,13 +61,16 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 		if len(updates) == 0 {
 			continue
 		}
-		results := s.Sink.Apply(ctx, updates)
-		if len(results) != len(updates) {
-			return fmt.Errorf("agent: the cloud sink answered %d of %d updates", len(results), len(updates))
-		}
-		for i, r := range results {
-			owners[i].Err = r.Err
-			owners[i].Applied = r.Err == nil
+		for start := 0; start < len(updates); start += cloudChunk {
+			end := min(start+cloudChunk, len(updates))
+			results := s.Sink.Apply(ctx, updates[start:end])
+			if len(results) != end-start {
+				return fmt.Errorf("agent: the cloud sink answered %d of %d updates", len(results), end-start)
+			}
+			for i, r := range results {
+				owners[start+i].Err = r.Err
+				owners[start+i].Applied = r.Err == nil
+			}
 		}
 	}
 

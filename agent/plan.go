@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -320,28 +321,37 @@ func holdsValues(rec state.Record) bool {
 }
 
 // resolve looks the candidates up in each sink and computes their changes.
+// It goes cloudChunk users at a time, so that what the cloud answers (whole
+// accounts, most of it not kept) never piles up for the whole directory.
 func (a *Agent) resolve(ctx context.Context, candidates []*UserPlan) error {
 	for si, s := range a.sinks {
-		var lookups []cloudsink.Lookup
-		for _, up := range candidates {
-			if l, ok := a.lookupFor(si, up); ok {
-				lookups = append(lookups, l)
+		for chunk := range slices.Chunk(candidates, cloudChunk) {
+			var lookups []cloudsink.Lookup
+			for _, up := range chunk {
+				if l, ok := a.lookupFor(si, up); ok {
+					lookups = append(lookups, l)
+				}
 			}
-		}
-		var found map[string]cloudsink.LookupResult
-		if len(lookups) > 0 {
-			var err error
-			found, err = s.Sink.Lookup(ctx, lookups)
-			if err != nil {
-				return fmt.Errorf("agent: looking up %d users in the cloud: %w", len(lookups), err)
+			var found map[string]cloudsink.LookupResult
+			if len(lookups) > 0 {
+				var err error
+				found, err = s.Sink.Lookup(ctx, lookups)
+				if err != nil {
+					return fmt.Errorf("agent: looking up %d users in the cloud: %w", len(lookups), err)
+				}
 			}
-		}
-		for _, up := range candidates {
-			a.diffUser(si, up, found)
+			for _, up := range chunk {
+				a.diffUser(si, up, found)
+			}
 		}
 	}
 	return nil
 }
+
+// cloudChunk is how many users go to a sink in one Lookup or Apply call:
+// large enough to keep its $batch requests full and in flight, small
+// enough that the requests and answers of one call stay a few megabytes.
+const cloudChunk = 1000
 
 // lookupFor says how to find the user's account in sink si: by the match
 // attribute while the directory still has the user, else by the cloud id
