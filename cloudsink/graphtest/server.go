@@ -66,6 +66,9 @@ type Request struct {
 	BatchID  string // the $batch envelope this item came in (and the envelope's own entry)
 	ItemID   string // the item's id inside its $batch
 	GzipBody bool   // the request body came gzip-compressed (for items: the envelope's)
+	// AnswerDropped: the request was carried out but its answer was cut
+	// off (DropWriteAnswers).
+	AnswerDropped bool
 }
 
 // Server is a running emulator. All methods are safe for concurrent use.
@@ -101,6 +104,7 @@ type Server struct {
 	failN              int
 	failStatus         int
 	latency            time.Duration
+	dropWriteAnswersN  int
 }
 
 // maxBody bounds request bodies (after decompression).
@@ -297,6 +301,16 @@ func (s *Server) Fail(n int, status int) {
 	s.failN, s.failStatus = n, status
 }
 
+// DropWriteAnswers makes the next n requests that write (a PATCH, or a
+// $batch holding one) take effect and then lose their answer: the stream
+// is reset instead of answered, as when a connection drops after Graph
+// has committed. The client cannot know whether the write landed.
+func (s *Server) DropWriteAnswers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropWriteAnswersN = n
+}
+
 // SetLatency delays every HTTP request by d before it is handled.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
@@ -382,10 +396,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		resp = s.serveAuthority(r, body)
 	}
-	s.record(Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: resp.status, BatchID: batchID, GzipBody: gz})
+	drop := s.takeDrop(r, items)
+	s.record(Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: resp.status, BatchID: batchID, GzipBody: gz, AnswerDropped: drop})
 	s.record(items...)
-	s.log.Debug("graphtest: request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", resp.status), zap.Int("batchItems", len(items)))
+	s.log.Debug("graphtest: request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", resp.status), zap.Int("batchItems", len(items)), zap.Bool("answerDropped", drop))
+	if drop {
+		// Resets the stream (HTTP/2) or the connection (HTTP/1) without an
+		// answer; net/http logs nothing for this sentinel.
+		panic(http.ErrAbortHandler)
+	}
 	resp.write(w, r)
+}
+
+// takeDrop decides whether this request's answer is to be dropped.
+func (s *Server) takeDrop(r *http.Request, items []Request) bool {
+	writes := r.Method == http.MethodPatch
+	for _, it := range items {
+		writes = writes || it.Method == http.MethodPatch
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !writes || s.dropWriteAnswersN == 0 {
+		return false
+	}
+	s.dropWriteAnswersN--
+	return true
 }
 
 type unsupportedEncodingError struct{ enc string }

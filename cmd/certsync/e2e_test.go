@@ -669,3 +669,46 @@ func TestReconcileRepairsHandEdits(t *testing.T) {
 		t.Fatalf("bob's hand-added value must stay: %v", got)
 	}
 }
+
+func TestLostAnswerLosesNothing(t *testing.T) {
+	var people []person
+	for i := 0; i < 30; i++ {
+		people = append(people, person{uid: fmt.Sprintf("user%02d", i), certs: 1, inCloud: true})
+	}
+	w := newWorld(t, people, "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	// Graph commits a batch of writes, then the connection drops: certsync
+	// cannot know those writes landed.
+	w.graph.DropWriteAnswers(1)
+	code, out, errOut := w.run("sync", "--output", "json")
+	dropped := 0
+	for _, r := range w.graph.Requests() {
+		if r.AnswerDropped {
+			dropped++
+		}
+	}
+	if dropped != 1 {
+		t.Fatalf("the emulator dropped %d answers: the test proves nothing\n%s\n%s", dropped, out, errOut)
+	}
+	t.Logf("pass with a lost answer: exit %d", code)
+	// The next pass settles it without writing anything twice...
+	w.syncJSON(0)
+	for uid := range w.cloudIDs {
+		if got := w.cloudValues(uid); len(got) != 1 {
+			t.Fatalf("%s has %v after the lost answer", uid, got)
+		}
+	}
+	// ...and certsync still knows every value as its own: when all the
+	// certificates go, all the values go.
+	for uid := range w.cloudIDs {
+		w.modify(uid, func(m *ldap.ModifyRequest) { m.Delete("userCertificate;binary", nil) })
+	}
+	r := w.syncJSON(0)
+	if r.Summary.ValuesRemoved != 30 {
+		t.Fatalf("want all 30 values withdrawn, got %+v", r.Summary)
+	}
+	for uid := range w.cloudIDs {
+		if got := w.cloudValues(uid); len(got) != 0 {
+			t.Fatalf("%s kept %v: ownership was lost with the answer", uid, got)
+		}
+	}
+}
