@@ -324,16 +324,12 @@ func parseUserPatch(body []byte, h http.Header) ([]string, response, bool) {
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		return nil, badRequest(h, "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format."), false
 	}
-	for k, v := range top {
-		switch k {
-		case "authorizationInfo":
-		case "@odata.type":
-			if !jsonStringIs(v, "#microsoft.graph.user") {
-				return nil, badRequest(h, "The @odata.type of the payload is %s, not #microsoft.graph.user.", v), false
-			}
-		default:
-			return nil, badRequest(h, "Property '%s' cannot be updated through the emulator: it accepts authorizationInfo.certificateUserIds only.", k), false
-		}
+	switch k := strayKey(top, "authorizationInfo", "#microsoft.graph.user"); k {
+	case "":
+	case "@odata.type":
+		return nil, badRequest(h, "The @odata.type of the payload is %s, not #microsoft.graph.user.", top[k]), false
+	default:
+		return nil, badRequest(h, "Property '%s' cannot be updated through the emulator: it accepts authorizationInfo.certificateUserIds only.", k), false
 	}
 	raw, ok := top["authorizationInfo"]
 	if !ok {
@@ -343,16 +339,12 @@ func parseUserPatch(body []byte, h http.Header) ([]string, response, bool) {
 	if err := json.Unmarshal(raw, &ai); err != nil || ai == nil {
 		return nil, badRequest(h, "authorizationInfo must be an object."), false
 	}
-	for k, v := range ai {
-		switch k {
-		case "certificateUserIds":
-		case "@odata.type":
-			if !jsonStringIs(v, "#microsoft.graph.authorizationInfo") {
-				return nil, badRequest(h, "The @odata.type of authorizationInfo is %s, not #microsoft.graph.authorizationInfo.", v), false
-			}
-		default:
-			return nil, badRequest(h, "Property 'authorizationInfo.%s' does not exist on type 'microsoft.graph.authorizationInfo'.", k), false
-		}
+	switch k := strayKey(ai, "certificateUserIds", "#microsoft.graph.authorizationInfo"); k {
+	case "":
+	case "@odata.type":
+		return nil, badRequest(h, "The @odata.type of authorizationInfo is %s, not #microsoft.graph.authorizationInfo.", ai[k]), false
+	default:
+		return nil, badRequest(h, "Property 'authorizationInfo.%s' does not exist on type 'microsoft.graph.authorizationInfo'.", k), false
 	}
 	rawIDs, ok := ai["certificateUserIds"]
 	if !ok || bytes.Equal(bytes.TrimSpace(rawIDs), []byte("null")) {
@@ -363,6 +355,17 @@ func parseUserPatch(body []byte, h http.Header) ([]string, response, bool) {
 		return nil, badRequest(h, "authorizationInfo.certificateUserIds must be an array of strings: %v", err), false
 	}
 	return ids, response{}, true
+}
+
+// strayKey returns a key of obj that is neither allowed nor an @odata.type
+// naming odataType, or "" when there is none.
+func strayKey(obj map[string]json.RawMessage, allowed, odataType string) string {
+	for k, v := range obj {
+		if k != allowed && !(k == "@odata.type" && jsonStringIs(v, odataType)) {
+			return k
+		}
+	}
+	return ""
 }
 
 func jsonStringIs(raw json.RawMessage, want string) bool {
