@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -152,7 +153,7 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 			rec.Targets[t.Target] = tr
 		}
 	}
-	rec.Problem = joinProblems(problems)
+	rec.Problem = strings.Join(problems, "; ")
 	if rec.Problem != "" {
 		if u.record.Problem != rec.Problem || u.record.ProblemAt.IsZero() {
 			rec.ProblemAt = a.now()
@@ -187,20 +188,6 @@ func (u *UserPlan) sameAsBefore(rec state.Record) bool {
 	return reflect.DeepEqual(old, rec)
 }
 
-func joinProblems(p []string) string {
-	switch len(p) {
-	case 0:
-		return ""
-	case 1:
-		return p[0]
-	}
-	out := p[0]
-	for _, s := range p[1:] {
-		out += "; " + s
-	}
-	return out
-}
-
 // record stores the pass summary; a failure to do so is logged, not
 // fatal: the pass itself is already committed.
 func (a *Agent) record(p *Plan, result, msg string) {
@@ -216,9 +203,6 @@ func (a *Agent) record(p *Plan, result, msg string) {
 }
 
 // RecordFailure stores the summary of a pass that could not be planned.
-func (a *Agent) RecordFailure(p *Plan, err error) {
-	if p == nil {
-		p = &Plan{Mode: ModeFull, Started: a.now()}
-	}
-	a.record(p, "failed", err.Error())
+func (a *Agent) RecordFailure(o PlanOptions, err error) {
+	a.record(&Plan{Mode: o.mode(), Started: a.now()}, "failed", err.Error())
 }

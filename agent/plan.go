@@ -79,6 +79,7 @@ type UserPlan struct {
 
 	record    state.Record
 	hasRecord bool
+	accepted  int      // certificates accepted, counted even when Accepted is not kept
 	matchKeys []string // per sink: the value looked up ("" = none)
 }
 
@@ -109,7 +110,8 @@ type TargetPlan struct {
 	Applied bool
 	Err     error
 
-	sink int
+	sink  int
+	limit int // most values the target holds (0: no limit)
 }
 
 // Changed reports whether any target of the user is to be written.
@@ -159,15 +161,19 @@ type PlanOptions struct {
 	Reconcile bool
 }
 
+func (o PlanOptions) mode() string {
+	if o.User != "" {
+		return ModeUser
+	}
+	return ModeFull
+}
+
 // Plan reads the directory and the cloud and computes what a pass would
 // change, writing nothing. An error means the plan is incomplete and must
 // not be applied.
 func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
-	p := &Plan{Mode: ModeFull, Started: a.now()}
+	p := &Plan{Mode: o.mode(), Started: a.now()}
 	userID := o.User
-	if userID != "" {
-		p.Mode = ModeUser
-	}
 	n, err := a.store.Count()
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -177,11 +183,11 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	var candidates []*UserPlan
 	var reportOnly []*UserPlan
 	consider := func(u mapping.SourceUser, outOfScope bool) error {
-		up, candidate, err := a.evaluate(u, outOfScope, p.Mode == ModeUser, o.Reconcile)
+		up, candidate, err := a.evaluate(u, p.Started, outOfScope, p.Mode == ModeUser, o.Reconcile)
 		if err != nil {
 			return err
 		}
-		p.Stats.CertificatesAccepted += len(up.Accepted)
+		p.Stats.CertificatesAccepted += up.accepted
 		p.Stats.CertificatesRejected += len(up.Rejected)
 		switch {
 		case candidate:
@@ -253,12 +259,10 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // must be consulted: only when that differs from what state says was
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
-func (a *Agent) evaluate(u mapping.SourceUser, outOfScope, always, reconcile bool) (*UserPlan, bool, error) {
-	ev := mapping.Evaluate(u.Values, a.policy, a.now())
-	up := &UserPlan{Anchor: u.Anchor, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected}
-	for _, c := range ev.Accepted {
-		up.Accepted = append(up.Accepted, certInfo(c))
-	}
+// Every user of a pass is judged at the same instant, the pass's start.
+func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, error) {
+	ev := mapping.Evaluate(u.Values, a.policy, now)
+	up := &UserPlan{Anchor: u.Anchor, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
 	rec, ok, err := a.store.Get(u.Anchor)
 	if err != nil {
 		return nil, false, fmt.Errorf("agent: state for %s: %w", up.Name, err)
@@ -270,7 +274,7 @@ func (a *Agent) evaluate(u mapping.SourceUser, outOfScope, always, reconcile boo
 		if !outOfScope {
 			desired = t.desired(ev)
 		}
-		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, Desired: desired})
+		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, Desired: desired})
 		tr := rec.Targets[t.name]
 		if !mapping.SameSet(desired, tr.Values) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0)) {
 			candidate = true
@@ -278,6 +282,13 @@ func (a *Agent) evaluate(u mapping.SourceUser, outOfScope, always, reconcile boo
 	}
 	for _, s := range a.sinks {
 		up.matchKeys = append(up.matchKeys, u.Attr(s.Match.SourceAttribute))
+	}
+	// Most users of a pass are unchanged and dropped right here: describe
+	// their certificates only for those the plan keeps.
+	if candidate || len(up.Rejected) > 0 {
+		for _, c := range ev.Accepted {
+			up.Accepted = append(up.Accepted, certInfo(c))
+		}
 	}
 	return up, candidate, nil
 }
@@ -300,7 +311,7 @@ func (a *Agent) departed(seen map[string]struct{}) ([]*UserPlan, []string, error
 			up.Name = rec.DN
 		}
 		for _, t := range a.targets {
-			up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink})
+			up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit})
 		}
 		out = append(out, up)
 		return nil
@@ -420,21 +431,12 @@ func (a *Agent) diffUser(si int, up *UserPlan, found map[string]cloudsink.Lookup
 		// A write that may or may not have landed before a crash: what of
 		// it the cloud holds is ours.
 		published = union(published, intersect(tr.Pending, current))
-		t.Change = mapping.Diff(t.Desired, published, current, a.targets[a.targetIndex(t.Target)].limit)
+		t.Change = mapping.Diff(t.Desired, published, current, t.limit)
 		if acct.Refusal != "" && t.Change.Changed() {
 			t.Problem = acct.Refusal
 			t.Change = mapping.TargetChange{Unowned: t.Change.Unowned}
 		}
 	}
-}
-
-func (a *Agent) targetIndex(name string) int {
-	for i, t := range a.targets {
-		if t.name == name {
-			return i
-		}
-	}
-	return -1
 }
 
 func (p *Plan) count() {
@@ -499,7 +501,7 @@ func certInfo(c mapping.Certificate) CertInfo {
 func union(a, b []string) []string {
 	out := append([]string(nil), a...)
 	for _, v := range b {
-		if !contains(out, v) {
+		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
@@ -509,18 +511,9 @@ func union(a, b []string) []string {
 func intersect(a, b []string) []string {
 	var out []string
 	for _, v := range a {
-		if contains(b, v) {
+		if slices.Contains(b, v) {
 			out = append(out, v)
 		}
 	}
 	return out
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -110,7 +111,7 @@ func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 		}
 	}
 	ids := []string{"mail", "userPrincipalName", "sAMAccountName", "uid"}
-	if m := cfg.Cloud.Match.SourceAttribute; !containsFold(ids, m) {
+	if m := cfg.Cloud.Match.SourceAttribute; !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, m) }) {
 		ids = append(ids, m)
 	}
 	return ldapsrc.Config{
@@ -223,10 +224,11 @@ func (p *pipeline) runPass(ctx context.Context, o passOptions) (*agent.Plan, err
 	if err != nil {
 		return nil, err
 	}
-	plan, err := a.Plan(ctx, agent.PlanOptions{User: o.user, Reconcile: o.reconcile})
+	po := agent.PlanOptions{User: o.user, Reconcile: o.reconcile}
+	plan, err := a.Plan(ctx, po)
 	if err != nil {
 		if !o.dryRun {
-			a.RecordFailure(nil, err)
+			a.RecordFailure(po, err)
 		}
 		return nil, err
 	}
@@ -298,12 +300,3 @@ func (emptyStore) Update([]state.Record, []string) error  { return errDryRunWrit
 func (emptyStore) SetLastPass(state.PassSummary) error    { return errDryRunWrite }
 
 var errDryRunWrite = errors.New("state: a dry run writes nothing")
-
-func containsFold(list []string, v string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, v) {
-			return true
-		}
-	}
-	return false
-}
