@@ -235,3 +235,17 @@ func TestFailedWriteKeepsIntentUnlessRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestRecordFailureKeepsTheMode(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		o    PlanOptions
+		want string
+	}{{PlanOptions{}, ModeFull}, {PlanOptions{User: "a@x.test"}, ModeUser}} {
+		f.agent().RecordFailure(tc.o, errors.New("dc01 unreachable"))
+		last, ok, err := f.store.LastPass()
+		if err != nil || !ok || last.Mode != tc.want || last.Result != "failed" || last.Error != "dc01 unreachable" {
+			t.Fatalf("%+v: last pass %+v %v %v", tc.o, last, ok, err)
+		}
+	}
+}

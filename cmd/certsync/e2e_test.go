@@ -689,7 +689,11 @@ func TestLostAnswerLosesNothing(t *testing.T) {
 	if dropped != 1 {
 		t.Fatalf("the emulator dropped %d answers: the test proves nothing\n%s\n%s", dropped, out, errOut)
 	}
-	t.Logf("pass with a lost answer: exit %d", code)
+	// certsync cannot know those writes landed: it must say the pass
+	// failed for those users, not pass over it in silence.
+	if code != 1 || !strings.Contains(errOut, "users failed") {
+		t.Fatalf("the pass with a lost answer: exit %d, stderr %q", code, errOut)
+	}
 	// The next pass settles it without writing anything twice...
 	w.syncJSON(0)
 	for uid := range w.cloudIDs {
