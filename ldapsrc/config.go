@@ -37,7 +37,10 @@ type Config struct {
 	// PageSize is the paged-results page size; default 500. Active
 	// Directory returns at most 1000 entries a page whatever is asked.
 	PageSize int
-	Bind     Bind
+	// ChangeTracking is how incremental reads find changed users: auto
+	// (default), usn, dirsync, modifyTimestamp or full (see Track*).
+	ChangeTracking string
+	Bind           Bind
 	TLS      TLS
 	// DialTimeout bounds connecting plus the TLS handshake; default 10s.
 	DialTimeout time.Duration
