@@ -41,7 +41,7 @@ type Config struct {
 	// (default), usn, dirsync, modifyTimestamp or full (see Track*).
 	ChangeTracking string
 	Bind           Bind
-	TLS      TLS
+	TLS            TLS
 	// DialTimeout bounds connecting plus the TLS handshake; default 10s.
 	DialTimeout time.Duration
 	// OpTimeout bounds each LDAP operation (a bind, one page of a search);
