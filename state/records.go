@@ -220,15 +220,31 @@ func (s *Store) Problems() ([]Record, error) {
 // deleted, is refused before anything is written; deleting an absent anchor
 // is not an error. Later puts of the same anchor win.
 func (s *Store) Update(puts []Record, deletes []string) error {
-	if len(puts) == 0 && len(deletes) == 0 {
+	return s.Commit(Commit{Puts: puts, Deletes: deletes})
+}
+
+// Commit is one atomic change to the state: records and meta values (a
+// change-tracking watermark, say) land together or not at all, so a
+// watermark never runs ahead of the results it covers.
+type Commit struct {
+	Puts    []Record
+	Deletes []string
+	// Meta values are JSON-encoded under their keys, like SetMeta.
+	Meta map[string]any
+}
+
+// Commit applies c in one write transaction, with Update's rules for
+// records.
+func (s *Store) Commit(c Commit) error {
+	if len(c.Puts) == 0 && len(c.Deletes) == 0 && len(c.Meta) == 0 {
 		return nil
 	}
 	// Validate and encode first: the write lock is then held only for the
 	// bbolt work.
 	type kv struct{ k, v []byte }
-	enc := make([]kv, len(puts))
-	putAnchors := make(map[string]struct{}, len(puts))
-	for i, r := range puts {
+	enc := make([]kv, len(c.Puts))
+	putAnchors := make(map[string]struct{}, len(c.Puts))
+	for i, r := range c.Puts {
 		if r.Anchor == "" {
 			return fmt.Errorf("state: update %s: record %d (DN %q) has an empty anchor; nothing written", s.path, i, r.DN)
 		}
@@ -239,13 +255,24 @@ func (s *Store) Update(puts []Record, deletes []string) error {
 		enc[i] = kv{[]byte(r.Anchor), raw}
 		putAnchors[r.Anchor] = struct{}{}
 	}
-	for i, a := range deletes {
+	for i, a := range c.Deletes {
 		if a == "" {
 			return fmt.Errorf("state: update %s: delete %d has an empty anchor; nothing written", s.path, i)
 		}
 		if _, ok := putAnchors[a]; ok {
 			return fmt.Errorf("state: update %s: anchor %s is both put and deleted; nothing written", s.path, anchorText(a))
 		}
+	}
+	meta := make([]kv, 0, len(c.Meta))
+	for k, v := range c.Meta {
+		if k == "" {
+			return fmt.Errorf("state: update %s: empty meta key; nothing written", s.path)
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("state: update %s: encode meta %q: %w; nothing written", s.path, k, err)
+		}
+		meta = append(meta, kv{[]byte(k), raw})
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucketUsers))
@@ -257,9 +284,21 @@ func (s *Store) Update(puts []Record, deletes []string) error {
 				return fmt.Errorf("put anchor %s: %w", anchorText(e.k), err)
 			}
 		}
-		for _, a := range deletes {
+		for _, a := range c.Deletes {
 			if err := b.Delete([]byte(a)); err != nil {
 				return fmt.Errorf("delete anchor %s: %w", anchorText(a), err)
+			}
+		}
+		if len(meta) == 0 {
+			return nil
+		}
+		mb, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
+		if err != nil {
+			return err
+		}
+		for _, e := range meta {
+			if err := mb.Put(e.k, e.v); err != nil {
+				return fmt.Errorf("put meta %q: %w", e.k, err)
 			}
 		}
 		return nil

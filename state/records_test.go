@@ -401,3 +401,44 @@ func TestProblems(t *testing.T) {
 		t.Errorf("Problems after clearing = %+v, %v; want none", got, err)
 	}
 }
+
+// A watermark must never land without the results it covers, nor results
+// without their watermark.
+func TestCommitMetaWithRecords(t *testing.T) {
+	type mark struct{ USN int64 }
+	s, _ := newStore(t)
+	if err := s.Commit(Commit{Puts: []Record{{Anchor: "a"}}, Meta: map[string]any{"wm": mark{7}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got mark
+	if ok, err := s.Meta("wm", &got); err != nil || !ok || got.USN != 7 {
+		t.Fatalf("Meta = %+v, %v, %v; want USN 7", got, ok, err)
+	}
+	if _, ok, _ := s.Get("a"); !ok {
+		t.Fatal("record a not written")
+	}
+
+	cases := []struct {
+		name string
+		c    Commit
+	}{
+		{"bad record", Commit{Puts: []Record{{Anchor: "b"}, {DN: "cn=no-anchor"}}, Meta: map[string]any{"wm": mark{9}}}},
+		{"record too large for bbolt", Commit{Puts: []Record{{Anchor: "b"}, {Anchor: strings.Repeat("x", 40000)}}, Meta: map[string]any{"wm": mark{9}}}},
+		{"unencodable meta", Commit{Puts: []Record{{Anchor: "b"}}, Meta: map[string]any{"wm": func() {}}}},
+		{"empty meta key", Commit{Puts: []Record{{Anchor: "b"}}, Meta: map[string]any{"": mark{9}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := s.Commit(c.c); err == nil || !strings.Contains(err.Error(), "nothing written") {
+				t.Fatalf("Commit = %v; want an error saying nothing was written", err)
+			}
+			var got mark
+			if ok, err := s.Meta("wm", &got); err != nil || !ok || got.USN != 7 {
+				t.Errorf("Meta after failed commit = %+v, %v, %v; want USN 7", got, ok, err)
+			}
+			if _, ok, _ := s.Get("b"); ok {
+				t.Error("record b written by a failed commit")
+			}
+		})
+	}
+}

@@ -38,6 +38,7 @@ type Source struct {
 	Filter          string    `yaml:"filter"`
 	AnchorAttribute string    `yaml:"anchorAttribute"`
 	PageSize        int       `yaml:"pageSize"`
+	ChangeTracking  string    `yaml:"changeTracking"`
 	Bind            Bind      `yaml:"bind"`
 	TLS             SourceTLS `yaml:"tls"`
 }
@@ -47,6 +48,11 @@ type Bind struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"passwordFile"`
 	PasswordEnv  string `yaml:"passwordEnv"`
+	// Kerberos (method gssapi).
+	KeytabFile   string `yaml:"keytabFile"`
+	Realm        string `yaml:"realm"`
+	SPN          string `yaml:"spn"`
+	Krb5ConfFile string `yaml:"krb5ConfFile"`
 }
 
 type SourceTLS struct {
@@ -67,7 +73,25 @@ type Cloud struct {
 	CAFile             string             `yaml:"caFile"`
 	Match              Match              `yaml:"match"`
 	CertificateUserIDs CertificateUserIDs `yaml:"certificateUserIds"`
+	Exchange           Exchange           `yaml:"exchange"`
 }
+
+// Exchange is the Exchange Online target (mailbox S/MIME certificates).
+type Exchange struct {
+	Enabled  bool   `yaml:"enabled"`
+	Endpoint string `yaml:"endpoint"`
+	// Match says how a directory user's mailbox is found.
+	Match Match `yaml:"match"`
+	// Mapping: LDAP attribute -> mailbox attribute it feeds.
+	Mapping       map[string]string `yaml:"mapping"`
+	AdoptExisting bool              `yaml:"adoptExisting"`
+}
+
+// Mailbox attributes Exchange Online holds certificates in.
+const (
+	MailboxUserCertificate      = "UserCertificate"
+	MailboxUserSMimeCertificate = "UserSMimeCertificate"
+)
 
 type Credential struct {
 	Method          string `yaml:"method"`
@@ -96,6 +120,10 @@ type Policy struct {
 	ExtendedKeyUsages []string `yaml:"extendedKeyUsages"`
 	SkipExpired       *bool    `yaml:"skipExpired"`
 	MaxCertificates   int      `yaml:"maxCertificates"`
+	CheckRevocation   bool     `yaml:"checkRevocation"`
+	// keep | reject: what to do with a certificate whose CA's CRL cannot
+	// be read or is past its nextUpdate.
+	RevocationUnavailable string `yaml:"revocationUnavailable"`
 }
 
 type State struct {
@@ -103,7 +131,8 @@ type State struct {
 }
 
 type Schedule struct {
-	Interval time.Duration `yaml:"interval"`
+	Interval     time.Duration `yaml:"interval"`
+	FullInterval time.Duration `yaml:"fullInterval"`
 }
 
 type Safety struct {
@@ -219,6 +248,7 @@ func (c *Config) Defaults() {
 		s.PageSize = 500
 	}
 	def(&s.Bind.Method, "simple")
+	def(&s.ChangeTracking, "auto")
 	cl := &c.Cloud
 	def(&cl.Environment, "global")
 	def(&cl.Credential.Method, "secret")
@@ -226,6 +256,14 @@ func (c *Config) Defaults() {
 	def(&cl.Match.CloudProperty, "onPremisesImmutableId")
 	if len(cl.CertificateUserIDs.Bindings) == 0 {
 		cl.CertificateUserIDs.Bindings = []string{"SKI"}
+	}
+	def(&cl.Exchange.Match.SourceAttribute, "mail")
+	def(&cl.Exchange.Match.CloudProperty, "mail")
+	if len(cl.Exchange.Mapping) == 0 {
+		cl.Exchange.Mapping = map[string]string{
+			mapping.AttrUserCertificate:      MailboxUserCertificate,
+			mapping.AttrUserSMIMECertificate: MailboxUserSMimeCertificate,
+		}
 	}
 	p := &c.Policy
 	if p.RequireSKI == nil {
@@ -240,9 +278,13 @@ func (c *Config) Defaults() {
 	if p.MaxCertificates == 0 {
 		p.MaxCertificates = 15
 	}
+	def(&p.RevocationUnavailable, "keep")
 	def(&c.State.Path, DefaultStatePath())
 	if c.Schedule.Interval == 0 {
 		c.Schedule.Interval = 5 * time.Minute
+	}
+	if c.Schedule.FullInterval == 0 {
+		c.Schedule.FullInterval = 24 * time.Hour
 	}
 	if c.Safety.MaxDeletes == nil {
 		c.Safety.MaxDeletes = ptr(500)
@@ -289,8 +331,35 @@ func (c *Config) Validate() error {
 		if err := oneSecret("source.bind", "passwordFile", s.Bind.PasswordFile, "passwordEnv", s.Bind.PasswordEnv); err != nil {
 			return err
 		}
+	case "gssapi":
+		// Without a keytab the process's Kerberos credential cache is used
+		// (on Windows, the service account's own logon).
+		if s.Bind.PasswordFile != "" || s.Bind.PasswordEnv != "" {
+			return keyErr("source.bind.passwordFile", "not used with method gssapi (use keytabFile or the credential cache)")
+		}
+		if s.Bind.KeytabFile != "" && s.Bind.Username == "" {
+			return keyErr("source.bind.username", "required with keytabFile: the principal to take from the keytab (svc-certsync@CONTOSO.COM)")
+		}
+		if err := c.fileKey("source.bind.keytabFile", s.Bind.KeytabFile, false); err != nil {
+			return err
+		}
+		if err := c.fileKey("source.bind.krb5ConfFile", s.Bind.Krb5ConfFile, false); err != nil {
+			return err
+		}
 	default:
-		return keyErr("source.bind.method", fmt.Sprintf("%q is not supported (simple)", s.Bind.Method))
+		return keyErr("source.bind.method", fmt.Sprintf("%q is not one of simple, gssapi", s.Bind.Method))
+	}
+	if s.Bind.Method == "simple" {
+		for _, k := range []struct{ key, val string }{{"keytabFile", s.Bind.KeytabFile}, {"realm", s.Bind.Realm}, {"spn", s.Bind.SPN}, {"krb5ConfFile", s.Bind.Krb5ConfFile}} {
+			if k.val != "" {
+				return keyErr("source.bind."+k.key, "only used with method gssapi")
+			}
+		}
+	}
+	switch s.ChangeTracking {
+	case "auto", "usn", "dirsync", "modifyTimestamp", "full":
+	default:
+		return keyErr("source.changeTracking", fmt.Sprintf("%q is not one of auto, usn, dirsync, modifyTimestamp, full", s.ChangeTracking))
 	}
 	if err := c.fileKey("source.tls.caFile", s.TLS.CAFile, false); err != nil {
 		return err
@@ -321,7 +390,7 @@ func (c *Config) Validate() error {
 	default:
 		return keyErr("cloud.credential.method", fmt.Sprintf("%q is not one of secret, certificate, managedIdentity, workloadIdentity", cl.Credential.Method))
 	}
-	for _, k := range []struct{ key, val string }{{"cloud.graphEndpoint", cl.GraphEndpoint}, {"cloud.authorityHost", cl.AuthorityHost}} {
+	for _, k := range []struct{ key, val string }{{"cloud.graphEndpoint", cl.GraphEndpoint}, {"cloud.authorityHost", cl.AuthorityHost}, {"cloud.exchange.endpoint", cl.Exchange.Endpoint}} {
 		if k.val == "" {
 			continue
 		}
@@ -348,6 +417,13 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if err := c.validateExchange(); err != nil {
+		return err
+	}
+	if !cl.CertificateUserIDs.On() && !cl.Exchange.Enabled {
+		return keyErr("cloud.certificateUserIds.enabled", "false, and cloud.exchange.enabled is false too: enable at least one cloud target")
+	}
+
 	p := c.Policy
 	if err := c.fileKey("policy.issuingCAFile", p.IssuingCAFile, true); err != nil {
 		return err
@@ -360,8 +436,16 @@ func (c *Config) Validate() error {
 	if p.MaxCertificates < 1 || p.MaxCertificates > 15 {
 		return keyErr("policy.maxCertificates", fmt.Sprintf("%d is outside 1..15 (Exchange Online holds at most 15 per attribute)", p.MaxCertificates))
 	}
+	switch p.RevocationUnavailable {
+	case "keep", "reject":
+	default:
+		return keyErr("policy.revocationUnavailable", fmt.Sprintf("%q is not one of keep, reject", p.RevocationUnavailable))
+	}
 	if c.Schedule.Interval < 10*time.Second {
 		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 10s", c.Schedule.Interval))
+	}
+	if c.Schedule.FullInterval < c.Schedule.Interval {
+		return keyErr("schedule.fullInterval", fmt.Sprintf("%s is shorter than schedule.interval (%s)", c.Schedule.FullInterval, c.Schedule.Interval))
 	}
 	if *c.Safety.MaxDeletes < 0 {
 		return keyErr("safety.maxDeletes", "must be 0 (no limit) or more")
@@ -378,6 +462,26 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return keyErr("log.format", fmt.Sprintf("%q is not one of json, console", c.Log.Format))
+	}
+	return nil
+}
+
+func (c *Config) validateExchange() error {
+	x := c.Cloud.Exchange
+	switch x.Match.CloudProperty {
+	case "mail", "userPrincipalName":
+	default:
+		return keyErr("cloud.exchange.match.cloudProperty", fmt.Sprintf("%q is not one of mail, userPrincipalName", x.Match.CloudProperty))
+	}
+	for attr, box := range x.Mapping {
+		if attr == "" || strings.ContainsAny(attr, "; ,()*=") {
+			return keyErr("cloud.exchange.mapping", fmt.Sprintf("%q is not an LDAP attribute name", attr))
+		}
+		switch box {
+		case MailboxUserCertificate, MailboxUserSMimeCertificate:
+		default:
+			return keyErr("cloud.exchange.mapping."+attr, fmt.Sprintf("%q is not one of %s, %s", box, MailboxUserCertificate, MailboxUserSMimeCertificate))
+		}
 	}
 	return nil
 }

@@ -66,6 +66,14 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 		{"maxDeletePercent", *c.Safety.MaxDeletePercent, 10},
 		{"state path is relative to the file", c.Path(c.State.Path), filepath.Join(dir, "state.db")},
 		{"log", c.Log, Log{"info", "json"}},
+		{"changeTracking", c.Source.ChangeTracking, "auto"},
+		{"fullInterval", c.Schedule.FullInterval, 24 * time.Hour},
+		{"checkRevocation", c.Policy.CheckRevocation, false},
+		{"revocationUnavailable", c.Policy.RevocationUnavailable, "keep"},
+		{"exchange off", c.Cloud.Exchange.Enabled, false},
+		{"exchange match", c.Cloud.Exchange.Match, Match{"mail", "mail"}},
+		{"exchange mapping", c.Cloud.Exchange.Mapping["userSMIMECertificate"], "UserSMimeCertificate"},
+		{"exchange mapping size", len(c.Cloud.Exchange.Mapping), 2},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -109,6 +117,17 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad duration", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: soon}", "soon"},
 		{"percent", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletePercent: 150}", "safety.maxDeletePercent"},
 		{"log level", "state: {path: state.db}", "state: {path: state.db}\nlog: {level: loud}", "log.level"},
+		{"change tracking", "  bind:", "  changeTracking: usnchanged\n  bind:", "source.changeTracking"},
+		{"keytab with simple", "passwordFile: pw}", "passwordFile: pw, keytabFile: pw}", "source.bind.keytabFile: only used with method gssapi"},
+		{"gssapi with password", "method: simple", "method: gssapi", "source.bind.passwordFile: not used with method gssapi"},
+		{"gssapi keytab missing", "method: simple, username: \"svc@contoso.com\", passwordFile: pw", "method: gssapi, username: \"svc@CONTOSO.COM\", keytabFile: nope.keytab", "source.bind.keytabFile: cannot read"},
+		{"gssapi keytab without principal", "method: simple, username: \"svc@contoso.com\", passwordFile: pw", "method: gssapi, keytabFile: pw", "source.bind.username: required with keytabFile"},
+		{"revocation choice", "issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  revocationUnavailable: ignore", "policy.revocationUnavailable"},
+		{"full interval", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: 1h, fullInterval: 30m}", "schedule.fullInterval"},
+		{"exchange mailbox attribute", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, mapping: {userCertificate: Certificate}}", "cloud.exchange.mapping.userCertificate"},
+		{"exchange match", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, match: {sourceAttribute: mail, cloudProperty: onPremisesImmutableId}}", "cloud.exchange.match.cloudProperty"},
+		{"exchange http endpoint", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, endpoint: http://127.0.0.1:1}", "cloud.exchange.endpoint"},
+		{"no target", `clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {enabled: false}", "enable at least one cloud target"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +137,28 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 			_, err := Parse([]byte(strings.Replace(validYAML, tc.from, tc.to, 1)), dir)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// Kerberos from the credential cache needs neither password nor keytab;
+// Exchange alone is a valid set of targets.
+func TestParseValidVariants(t *testing.T) {
+	dir := writeFiles(t)
+	for name, edit := range map[string][2]string{
+		"gssapi from the cache":      {`method: simple, username: "svc@contoso.com", passwordFile: pw`, "method: gssapi"},
+		"gssapi with a keytab":       {`method: simple, username: "svc@contoso.com", passwordFile: pw`, `method: gssapi, username: "svc@CONTOSO.COM", keytabFile: pw, spn: ldap/dc01.contoso.com`},
+		"exchange only":              {`clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {enabled: false}\n  exchange: {enabled: true}"},
+		"dirsync":                    {"  bind:", "  changeTracking: dirsync\n  bind:"},
+		"revocation, reject unknown": {"issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  checkRevocation: true\n  revocationUnavailable: reject"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(validYAML, edit[0]) {
+				t.Fatalf("test broken: %q not in the valid config", edit[0])
+			}
+			if _, err := Parse([]byte(strings.Replace(validYAML, edit[0], edit[1], 1)), dir); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
