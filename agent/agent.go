@@ -16,7 +16,7 @@ import (
 
 // Source is what a pass reads users from (ldapsrc.Source).
 type Source interface {
-	Users(ctx context.Context, fn func(mapping.SourceUser) error) (ldapsrc.Stats, error)
+	Read(ctx context.Context, req ldapsrc.ReadRequest, fn func(mapping.SourceUser) error) (ldapsrc.ReadResult, error)
 	FindUser(ctx context.Context, id string) (ldapsrc.FoundUser, error)
 }
 
@@ -26,6 +26,8 @@ type Store interface {
 	ForEach(fn func(state.Record) error) error
 	Count() (int, error)
 	Update(puts []state.Record, deletes []string) error
+	Commit(c state.Commit) error
+	Meta(key string, v any) (bool, error)
 	SetLastPass(p state.PassSummary) error
 }
 
@@ -47,6 +49,11 @@ type SinkSpec struct {
 	// Desired renders a user's verdict as the values each target should
 	// hold; one entry per target of the sink.
 	Desired map[string]func(mapping.Evaluation) []string
+	// AdoptExisting: values already in the cloud that certsync did not
+	// publish become its own (kept when wanted, removed when not), instead
+	// of being left alone. For a cutover from a tool that published the
+	// same values, such as Entra Connect.
+	AdoptExisting bool
 }
 
 // Safety holds the plan-wide deletion guard.
@@ -63,9 +70,24 @@ type Options struct {
 	Sinks  []SinkSpec
 	Policy mapping.Policy
 	Safety Safety
-	Log    *zap.Logger
+	// Tracking governs incremental passes.
+	Tracking Tracking
+	Log      *zap.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
+}
+
+// Tracking governs incremental passes (PlanOptions.Incremental).
+type Tracking struct {
+	// Fingerprint identifies everything that decides which users are in
+	// scope and what they should hold (directory, filter, policy, targets).
+	// A watermark taken under another fingerprint is not used: the next
+	// pass reads everything.
+	Fingerprint string
+	// FullInterval: an incremental pass reads everything again when the
+	// last full read is older, to find deleted users and users that left
+	// the filter. 0: only when the directory asks for it.
+	FullInterval time.Duration
 }
 
 // Agent runs passes. It is not safe for concurrent passes; the state
@@ -77,6 +99,7 @@ type Agent struct {
 	targets []targetSpec // flattened over sinks, in sink order
 	policy  mapping.Policy
 	safety  Safety
+	track   Tracking
 	log     *zap.Logger
 	now     func() time.Time
 }
@@ -85,6 +108,7 @@ type targetSpec struct {
 	sink    int
 	name    string
 	limit   int
+	adopt   bool
 	desired func(mapping.Evaluation) []string
 }
 
@@ -96,7 +120,7 @@ func New(o Options) (*Agent, error) {
 	if len(o.Sinks) == 0 {
 		return nil, errors.New("agent: no cloud target is enabled")
 	}
-	a := &Agent{src: o.Source, store: o.Store, sinks: o.Sinks, policy: o.Policy, safety: o.Safety, log: o.Log, now: o.Now}
+	a := &Agent{src: o.Source, store: o.Store, sinks: o.Sinks, policy: o.Policy, safety: o.Safety, track: o.Tracking, log: o.Log, now: o.Now}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -117,7 +141,7 @@ func New(o Options) (*Agent, error) {
 				return nil, fmt.Errorf("agent: target %s is configured twice", t.Name)
 			}
 			seen[t.Name] = true
-			a.targets = append(a.targets, targetSpec{sink: i, name: t.Name, limit: t.Limit, desired: fn})
+			a.targets = append(a.targets, targetSpec{sink: i, name: t.Name, limit: t.Limit, adopt: s.AdoptExisting, desired: fn})
 		}
 	}
 	return a, nil

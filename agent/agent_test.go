@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"crypto/x509"
 	"path/filepath"
 	"testing"
@@ -24,20 +25,42 @@ type listSource struct {
 	users   []mapping.SourceUser
 	failAt  int // > 0: the read fails after this many users
 	readErr error
+
+	// Change tracking, when tracked: a read given a watermark returns only
+	// the users named in changed (and deleted), and every read returns
+	// the watermark "wm-<mark>".
+	tracked  bool
+	mark     int // the current watermark's number
+	changed  map[string]bool
+	deleted  []string
+	lastSeen []byte // Since of the last read
+	reads    int
 }
 
-func (s *listSource) Users(_ context.Context, fn func(mapping.SourceUser) error) (ldapsrc.Stats, error) {
-	var st ldapsrc.Stats
-	for i, u := range s.users {
-		if s.failAt > 0 && i == s.failAt {
-			return st, s.readErr
-		}
-		st.Entries++
-		if err := fn(u); err != nil {
-			return st, err
+func (s *listSource) Read(_ context.Context, req ldapsrc.ReadRequest, fn func(mapping.SourceUser) error) (ldapsrc.ReadResult, error) {
+	s.reads++
+	s.lastSeen = req.Since
+	res := ldapsrc.ReadResult{Full: true}
+	if s.tracked {
+		res.Next = []byte(fmt.Sprintf("wm-%d", s.mark))
+		res.Full = req.Since == nil
+		if !res.Full {
+			res.Deleted = s.deleted
 		}
 	}
-	return st, nil
+	for i, u := range s.users {
+		if s.failAt > 0 && i == s.failAt {
+			return res, s.readErr
+		}
+		if !res.Full && !s.changed[u.Anchor] {
+			continue
+		}
+		res.Entries++
+		if err := fn(u); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 func (s *listSource) FindUser(_ context.Context, id string) (ldapsrc.FoundUser, error) {
@@ -58,6 +81,10 @@ type fixture struct {
 	src    *listSource
 	ids    map[string]string // mail → cloud id
 	safety Safety
+	track  Tracking
+	now    func() time.Time // nil: time.Now
+	incr   bool             // pass plans incrementally
+	adopt  bool             // SinkSpec.AdoptExisting
 }
 
 func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
@@ -96,11 +123,12 @@ func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
 func (f *fixture) agent() *Agent {
 	f.t.Helper()
 	a, err := New(Options{
-		Source: f.src, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety,
+		Source: f.src, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
 		Policy: mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
 		Sinks: []SinkSpec{{
 			Sink:  f.sink,
-			Match: Match{SourceAttribute: "mail", CloudProperty: "mail"},
+			Match:         Match{SourceAttribute: "mail", CloudProperty: "mail"},
+			AdoptExisting: f.adopt,
 			Desired: map[string]func(mapping.Evaluation) []string{
 				cloudsink.TargetCertificateUserIDs: func(ev mapping.Evaluation) []string {
 					return mapping.CertificateUserIDs(ev.Accepted, []mapping.BindingKind{mapping.BindingSKI})
@@ -138,7 +166,7 @@ func (f *fixture) user(mail string, certs int) (mapping.SourceUser, []string) {
 func (f *fixture) pass(ctx context.Context) *Plan {
 	f.t.Helper()
 	a := f.agent()
-	p, err := a.Plan(ctx, PlanOptions{})
+	p, err := a.Plan(ctx, PlanOptions{Incremental: f.incr})
 	if err != nil {
 		f.t.Fatalf("plan: %v", err)
 	}

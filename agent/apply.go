@@ -91,7 +91,17 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 			}
 		}
 	}
-	if err := a.store.Update(puts, deletes); err != nil {
+	commit := state.Commit{Puts: puts, Deletes: deletes}
+	if p.tracking != nil {
+		if why := p.retryLater(); why == "" {
+			commit.Meta = map[string]any{metaTracking: p.tracking}
+		} else {
+			// The watermark stays where it was, so the next incremental
+			// pass reads these users again and retries them.
+			a.log.Info("change-tracking watermark not advanced", zap.String("reason", why))
+		}
+	}
+	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
 	p.count()
@@ -165,6 +175,21 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 		return rec, false
 	}
 	return rec, len(rec.Targets) > 0 || rec.Problem != ""
+}
+
+// retryLater names a user whose outcome may change by trying again (a
+// failed lookup, a write that failed for a passing reason), or "" when
+// every user is settled. Refusals and users without a cloud account wait
+// for their next change or the next full read.
+func (p *Plan) retryLater() string {
+	for _, u := range p.Users {
+		for _, t := range u.Targets {
+			if (t.Err != nil && !refused(t.Err)) || t.lookupFailed {
+				return fmt.Sprintf("%s (%s) is to be retried", u.Name, t.Target)
+			}
+		}
+	}
+	return ""
 }
 
 // refused reports whether the cloud answered the write with a definite

@@ -12,14 +12,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/ldapsrc"
 	"github.com/certsync/certsync/mapping"
 	"github.com/certsync/certsync/state"
 )
 
 // Plan modes.
 const (
-	ModeFull = "full" // every user in scope, plus users gone from it
-	ModeUser = "user" // one user, named on the command line
+	ModeFull        = "full"        // every user in scope, plus users gone from it
+	ModeIncremental = "incremental" // users changed since the last pass
+	ModeUser        = "user"        // one user, named on the command line
 )
 
 // Plan is what one pass would change, computed before anything is
@@ -31,6 +33,11 @@ type Plan struct {
 	Users   []*UserPlan // sorted by Name, then Anchor
 	Stats   Stats
 	Guard   Guard
+	// FullReason says why a pass asked to be incremental read everything.
+	FullReason string
+
+	// tracking is committed with the results; nil in user mode.
+	tracking *tracking
 
 	// forget lists anchors whose state records hold nothing certsync
 	// published and whose users the directory no longer returns.
@@ -40,6 +47,7 @@ type Plan struct {
 // Stats counts a plan and, once applied, its outcome.
 type Stats struct {
 	UsersRead            int // from the directory
+	LDAPOperations       int // requests sent to the directory
 	UsersInState         int // before the pass
 	UsersChanged         int // with at least one cloud write planned (or done)
 	UsersRemoving        int // losing at least one value (the guard counts these)
@@ -110,8 +118,14 @@ type TargetPlan struct {
 	Applied bool
 	Err     error
 
-	sink  int
-	limit int // most values the target holds (0: no limit)
+	// Adopted are values certsync did not publish that it takes over
+	// (SinkSpec.AdoptExisting): kept when wanted, else in Change.Remove.
+	Adopted []string
+
+	sink         int
+	limit        int  // most values the target holds (0: no limit)
+	adopt        bool // SinkSpec.AdoptExisting
+	lookupFailed bool // the cloud lookup failed: worth retrying soon
 }
 
 // Changed reports whether any target of the user is to be written.
@@ -143,7 +157,7 @@ func (u *UserPlan) reportable(mode string) bool {
 		return true
 	}
 	for _, t := range u.Targets {
-		if t.Problem != "" || t.Change.Changed() || len(t.Change.Dropped) > 0 {
+		if t.Problem != "" || t.Change.Changed() || len(t.Change.Dropped) > 0 || len(t.Adopted) > 0 {
 			return true
 		}
 	}
@@ -159,6 +173,10 @@ type PlanOptions struct {
 	// not only those whose wanted values changed, so that values removed
 	// or altered by hand in the cloud are put right.
 	Reconcile bool
+	// Incremental reads only the users changed since the last pass, when
+	// the directory tracks changes and the last full read is recent
+	// enough; otherwise it reads everything and says why.
+	Incremental bool
 }
 
 func (o PlanOptions) mode() string {
@@ -182,10 +200,10 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 
 	var candidates []*UserPlan
 	var reportOnly []*UserPlan
-	consider := func(u mapping.SourceUser, outOfScope bool) error {
-		up, candidate, err := a.evaluate(u, p.Started, outOfScope, p.Mode == ModeUser, o.Reconcile)
+	consider := func(u mapping.SourceUser, outOfScope bool) (time.Time, error) {
+		up, candidate, review, err := a.evaluate(u, p.Started, outOfScope, p.Mode == ModeUser, o.Reconcile)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		p.Stats.CertificatesAccepted += up.accepted
 		p.Stats.CertificatesRejected += len(up.Rejected)
@@ -195,7 +213,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		case up.reportable(p.Mode):
 			reportOnly = append(reportOnly, up)
 		}
-		return nil
+		return review, nil
 	}
 
 	if p.Mode == ModeUser {
@@ -204,35 +222,67 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 		p.Stats.UsersRead = 1
-		if err := consider(found.User, !found.InScope); err != nil {
+		if _, err := consider(found.User, !found.InScope); err != nil {
 			return nil, err
 		}
 	} else {
+		var tr tracking
+		found, err := a.store.Meta(metaTracking, &tr)
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		var since []byte
+		if o.Incremental {
+			since, p.FullReason = a.sinceFor(tr, found, p.Started)
+		}
+		review := time.Time{}
 		seen := map[string]struct{}{}
-		stats, err := a.src.Users(ctx, func(u mapping.SourceUser) error {
+		res, err := a.src.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
 			if _, dup := seen[u.Anchor]; dup {
 				a.log.Warn("the directory returned a user twice; the second copy is ignored",
 					zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
 				return nil
 			}
 			seen[u.Anchor] = struct{}{}
-			return consider(u, false)
+			r, err := consider(u, false)
+			review = earlier(review, r)
+			return err
 		})
 		switch {
-		case err != nil && stats.Entries == 0:
+		case err != nil && res.Entries == 0:
 			return nil, fmt.Errorf("agent: reading the directory: %w; nothing will be changed", err)
 		case err != nil:
 			// An incomplete read must never look like users without
 			// certificates: the whole plan is void.
-			return nil, fmt.Errorf("agent: directory read incomplete after %d users, nothing will be changed: %w", stats.Entries, err)
+			return nil, fmt.Errorf("agent: directory read incomplete after %d users, nothing will be changed: %w", res.Entries, err)
 		}
 		p.Stats.UsersRead = len(seen)
-		departed, forget, err := a.departed(seen)
-		if err != nil {
-			return nil, err
+		p.Stats.LDAPOperations = res.Operations
+		next := tracking{Version: trackingVersion, Fingerprint: a.track.Fingerprint, Watermark: res.Next, FullAt: tr.FullAt, NextReview: review}
+		if res.Full {
+			if since != nil && res.Reason != "" {
+				p.FullReason = res.Reason
+			}
+			next.FullAt = p.Started
+			departed, forget, err := a.departed(seen)
+			if err != nil {
+				return nil, err
+			}
+			candidates = append(candidates, departed...)
+			p.forget = forget
+		} else {
+			p.Mode, p.FullReason = ModeIncremental, ""
+			next.NextReview = earlier(tr.NextReview, review)
+			departed, err := a.deleted(res.Deleted, seen)
+			if err != nil {
+				return nil, err
+			}
+			candidates = append(candidates, departed...)
 		}
-		candidates = append(candidates, departed...)
-		p.forget = forget
+		if p.FullReason != "" {
+			a.log.Info("reading every user", zap.String("reason", p.FullReason))
+		}
+		p.tracking = &next
 	}
 
 	if err := a.resolve(ctx, candidates); err != nil {
@@ -260,12 +310,13 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
-func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, error) {
+func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, time.Time, error) {
 	ev := mapping.Evaluate(u.Values, a.policy, now)
+	review := nextReview(ev, now)
 	up := &UserPlan{Anchor: u.Anchor, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
 	rec, ok, err := a.store.Get(u.Anchor)
 	if err != nil {
-		return nil, false, fmt.Errorf("agent: state for %s: %w", up.Name, err)
+		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)
 	}
 	up.record, up.hasRecord = rec, ok
 	candidate := always || rec.Problem != ""
@@ -274,9 +325,9 @@ func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always
 		if !outOfScope {
 			desired = t.desired(ev)
 		}
-		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, Desired: desired})
+		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, adopt: t.adopt, Desired: desired})
 		tr := rec.Targets[t.name]
-		if !mapping.SameSet(desired, tr.Values) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0)) {
+		if !mapping.SameSet(desired, tr.Values) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0 || t.adopt)) {
 			candidate = true
 		}
 	}
@@ -290,7 +341,7 @@ func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always
 			up.Accepted = append(up.Accepted, certInfo(c))
 		}
 	}
-	return up, candidate, nil
+	return up, candidate, review, nil
 }
 
 // departed finds users certsync published for that the directory did not
@@ -306,20 +357,43 @@ func (a *Agent) departed(seen map[string]struct{}) ([]*UserPlan, []string, error
 			forget = append(forget, rec.Anchor)
 			return nil
 		}
-		up := &UserPlan{Anchor: rec.Anchor, DN: rec.DN, Name: rec.Name, Departed: true, record: rec, hasRecord: true}
-		if up.Name == "" {
-			up.Name = rec.DN
-		}
-		for _, t := range a.targets {
-			up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit})
-		}
-		out = append(out, up)
+		out = append(out, a.departedUser(rec))
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: reading state: %w", err)
 	}
 	return out, forget, nil
+}
+
+// deleted turns the anchors an incremental read reported deleted into
+// departed users, for those certsync published for.
+func (a *Agent) deleted(anchors []string, seen map[string]struct{}) ([]*UserPlan, error) {
+	var out []*UserPlan
+	for _, anchor := range anchors {
+		if _, ok := seen[anchor]; ok {
+			continue // deleted and re-created (or restored) in one interval
+		}
+		rec, ok, err := a.store.Get(anchor)
+		if err != nil {
+			return nil, fmt.Errorf("agent: reading state: %w", err)
+		}
+		if ok && holdsValues(rec) {
+			out = append(out, a.departedUser(rec))
+		}
+	}
+	return out, nil
+}
+
+func (a *Agent) departedUser(rec state.Record) *UserPlan {
+	up := &UserPlan{Anchor: rec.Anchor, DN: rec.DN, Name: rec.Name, Departed: true, record: rec, hasRecord: true}
+	if up.Name == "" {
+		up.Name = rec.DN
+	}
+	for _, t := range a.targets {
+		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, adopt: t.adopt})
+	}
+	return up
 }
 
 func holdsValues(rec state.Record) bool {
@@ -388,7 +462,7 @@ func (a *Agent) lookupFor(si int, up *UserPlan) (cloudsink.Lookup, bool) {
 func (a *Agent) diffUser(si int, up *UserPlan, found map[string]cloudsink.LookupResult) {
 	m := a.sinks[si].Match
 	var acct *cloudsink.Account
-	problem, unmatched := "", false
+	problem, unmatched, lookupFailed := "", false, false
 	switch {
 	case !up.Departed && up.matchKeys[si] == "":
 		problem, unmatched = fmt.Sprintf("has no %s to find its cloud account by", m.SourceAttribute), true
@@ -405,15 +479,16 @@ func (a *Agent) diffUser(si int, up *UserPlan, found map[string]cloudsink.Lookup
 			problem, unmatched = fmt.Sprintf("no cloud user with %s %s", m.CloudProperty, up.matchKeys[si]), true
 		case r.Err != nil:
 			problem = fmt.Sprintf("cloud lookup by %s failed: %v", m.CloudProperty, r.Err)
+			lookupFailed = !refused(r.Err)
 		default:
-			problem = "the cloud did not answer for this user"
+			problem, lookupFailed = "the cloud did not answer for this user", true
 		}
 	}
 	for _, t := range up.Targets {
 		if t.sink != si {
 			continue
 		}
-		t.Problem, t.Unmatched = problem, unmatched
+		t.Problem, t.Unmatched, t.lookupFailed = problem, unmatched, lookupFailed
 		if acct == nil {
 			continue
 		}
@@ -431,6 +506,14 @@ func (a *Agent) diffUser(si int, up *UserPlan, found map[string]cloudsink.Lookup
 		// A write that may or may not have landed before a crash: what of
 		// it the cloud holds is ours.
 		published = union(published, intersect(tr.Pending, current))
+		if t.adopt {
+			for _, v := range current {
+				if !slices.Contains(published, v) {
+					t.Adopted = append(t.Adopted, v)
+				}
+			}
+			published = union(published, t.Adopted)
+		}
 		t.Change = mapping.Diff(t.Desired, published, current, t.limit)
 		if acct.Refusal != "" && t.Change.Changed() {
 			t.Problem = acct.Refusal

@@ -12,11 +12,15 @@ import (
 	"github.com/certsync/certsync/mapping"
 )
 
-// Stats counts what one Users read saw.
+// Stats counts what one Users or Read call saw and cost.
 type Stats struct {
 	Entries         int // entries read from the directory, skipped ones included
 	Pages           int // search responses (pages) received
 	SkippedNoAnchor int // entries without a usable anchor, not passed to fn
+	// Operations counts the LDAP requests sent: every search page, the
+	// rootDSE read, the DC's invocationId lookup, DirSync requests and the
+	// re-reads of the objects DirSync reported, and abandon requests.
+	Operations int
 }
 
 // abandonTimeout bounds the courtesy request that releases a paged search
@@ -33,27 +37,52 @@ const abandonTimeout = 5 * time.Second
 // counted, not passed.
 func (s *Source) Users(ctx context.Context, fn func(mapping.SourceUser) error) (Stats, error) {
 	var st Stats
-	fail := func(err error) (Stats, error) {
-		return st, fmt.Errorf("ldapsrc: read users under %s from %s (%d entries, %d pages read): %w",
-			s.cfg.BaseDN, s.cfg.URL, st.Entries, st.Pages, err)
+	err := s.readUsers(ctx, userQuery{base: s.cfg.BaseDN, filter: s.cfg.Filter, pageSize: s.cfg.PageSize}, &st, fn)
+	return st, err
+}
+
+// userQuery is one paged user search.
+type userQuery struct {
+	base     string
+	filter   string
+	pageSize int
+	controls []ldap.Control // besides paging, e.g. Active Directory's domain scope
+}
+
+// readUsers runs q page by page, passing each user with an anchor to fn,
+// and adds what it saw and sent to st. Any error means the read is
+// incomplete.
+func (s *Source) readUsers(ctx context.Context, q userQuery, st *Stats, fn func(mapping.SourceUser) error) error {
+	startEntries, startPages := st.Entries, st.Pages
+	fail := func(err error) error {
+		return fmt.Errorf("ldapsrc: read users under %s from %s (%d entries, %d pages read): %w",
+			q.base, s.cfg.URL, st.Entries-startEntries, st.Pages-startPages, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
 	conn, err := s.connection(ctx)
 	if err != nil {
-		return st, err
+		return err
 	}
-	paging := ldap.NewControlPaging(uint32(s.cfg.PageSize))
-	req := ldap.NewSearchRequest(s.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, s.cfg.Filter, s.attrs, []ldap.Control{paging})
+	paging := ldap.NewControlPaging(uint32(q.pageSize))
+	controls := append([]ldap.Control{paging}, q.controls...)
+	req := ldap.NewSearchRequest(q.base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, q.filter, s.attrs, controls)
+	abandon := func(cookie []byte) {
+		if len(cookie) > 0 {
+			st.Operations++
+		}
+		s.abandon(ctx, conn, req, paging, cookie)
+	}
 	for {
 		// The whole page is read before fn sees any of it: go-ldap silently
 		// drops a response its reader cannot hand over within OpTimeout, so
 		// a slow fn must never sit between the wire and the page.
+		st.Operations++
 		entries, controls, err := s.search(ctx, conn, req)
 		if err != nil {
-			return fail(fmt.Errorf("page %d: %w", st.Pages+1, err))
+			return fail(fmt.Errorf("page %d: %w", st.Pages-startPages+1, err))
 		}
 		st.Pages++
 		// A server that ignores the paging control sends everything in one
@@ -73,22 +102,22 @@ func (s *Source) Users(ctx context.Context, fn func(mapping.SourceUser) error) (
 				continue
 			}
 			if err := ctx.Err(); err != nil {
-				s.abandon(ctx, conn, req, paging, cookie)
+				abandon(cookie)
 				return fail(err)
 			}
 			if err := fn(u); err != nil {
-				s.abandon(ctx, conn, req, paging, cookie)
+				abandon(cookie)
 				return fail(fmt.Errorf("stopped at %s: %w", e.DN, err))
 			}
 		}
 		s.log.Debug("ldapsrc: page read",
-			zap.String("base", s.cfg.BaseDN), zap.Int("page", st.Pages), zap.Int("pageEntries", len(entries)),
+			zap.String("base", q.base), zap.Int("page", st.Pages-startPages), zap.Int("pageEntries", len(entries)),
 			zap.Int("entries", st.Entries), zap.Int("skippedNoAnchor", st.SkippedNoAnchor))
 		if len(cookie) == 0 {
-			return st, nil
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			s.abandon(ctx, conn, req, paging, cookie)
+			abandon(cookie)
 			return fail(err)
 		}
 		paging.SetCookie(cookie)
@@ -107,7 +136,7 @@ func (s *Source) abandon(ctx context.Context, conn *ldap.Conn, req *ldap.SearchR
 	paging.PagingSize = 0
 	paging.SetCookie(cookie)
 	if _, _, err := s.search(actx, conn, req); err != nil {
-		s.log.Debug("ldapsrc: abandoning paged search failed", zap.String("base", s.cfg.BaseDN), zap.Error(err))
+		s.log.Debug("ldapsrc: abandoning paged search failed", zap.String("base", req.BaseDN), zap.Error(err))
 	}
 }
 

@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/certsync/certsync/mapping"
+)
+
+// metaTracking is the state meta key of the change-tracking record.
+const metaTracking = "tracking"
+
+// tracking is what an incremental pass needs from the passes before it.
+// It is committed in the same state transaction as a pass's results, so
+// it never claims more than the state holds.
+type tracking struct {
+	Version     int       `json:"v"`
+	Fingerprint string    `json:"fingerprint"`
+	Watermark   []byte    `json:"watermark,omitempty"` // the directory's, opaque
+	FullAt      time.Time `json:"fullAt"`              // start of the last full read
+	// NextReview is the earliest instant at which a verdict may change
+	// without the directory changing (an accepted certificate expires, a
+	// not-yet-valid one starts): a full read is due then, because an
+	// incremental read would not return those users.
+	NextReview time.Time `json:"nextReview,omitzero"`
+}
+
+const trackingVersion = 1
+
+// sinceFor decides whether an incremental pass may read only changes, and
+// if not, why not.
+func (a *Agent) sinceFor(t tracking, found bool, now time.Time) ([]byte, string) {
+	switch {
+	case !found || t.Version != trackingVersion:
+		return nil, "no change-tracking watermark yet"
+	case t.Fingerprint != a.track.Fingerprint:
+		return nil, "the source, policy or targets changed since the last full read"
+	case t.Watermark == nil:
+		return nil, "the directory offers no change tracking"
+	case a.track.FullInterval > 0 && !now.Before(t.FullAt.Add(a.track.FullInterval)):
+		return nil, "schedule.fullInterval has passed since the last full read (" + t.FullAt.UTC().Format(time.RFC3339) + ")"
+	case !t.NextReview.IsZero() && !now.Before(t.NextReview):
+		return nil, "a certificate expired or became valid at " + t.NextReview.UTC().Format(time.RFC3339)
+	}
+	return t.Watermark, ""
+}
+
+// nextReview is the earliest instant after now at which ev's verdict may
+// change by the clock alone.
+func nextReview(ev mapping.Evaluation, now time.Time) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, c := range ev.Accepted {
+		consider(c.Cert.NotAfter.Add(time.Second))
+	}
+	return next
+}
+
+// earlier is the earlier of two review times; zero means none.
+func earlier(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}
