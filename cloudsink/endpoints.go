@@ -10,6 +10,9 @@ import (
 type Endpoints struct {
 	Graph     string // Microsoft Graph root, e.g. https://graph.microsoft.com
 	Authority string // Entra ID authority host, e.g. https://login.microsoftonline.com/
+	// Exchange is Exchange Online's root, e.g. https://outlook.office365.com;
+	// it is also the token resource of its admin API.
+	Exchange string
 }
 
 // environmentNames lists the clouds certsync knows, in the order errors
@@ -18,17 +21,18 @@ func environmentNames() []string { return []string{"global", "usgov", "usgovdod"
 
 // EnvironmentEndpoints returns the endpoints of a cloud by name: "global",
 // "usgov" (GCC High, L4), "usgovdod" (DoD, L5) or "china" (21Vianet).
-// Graph and the authority differ together, so they are chosen together.
+// Graph, Exchange and the authority differ together, so they are chosen
+// together.
 func EnvironmentEndpoints(name string) (Endpoints, error) {
 	switch name {
 	case "global":
-		return Endpoints{Graph: "https://graph.microsoft.com", Authority: "https://login.microsoftonline.com/"}, nil
+		return Endpoints{Graph: "https://graph.microsoft.com", Authority: "https://login.microsoftonline.com/", Exchange: "https://outlook.office365.com"}, nil
 	case "usgov":
-		return Endpoints{Graph: "https://graph.microsoft.us", Authority: "https://login.microsoftonline.us/"}, nil
+		return Endpoints{Graph: "https://graph.microsoft.us", Authority: "https://login.microsoftonline.us/", Exchange: "https://outlook.office365.us"}, nil
 	case "usgovdod":
-		return Endpoints{Graph: "https://dod-graph.microsoft.us", Authority: "https://login.microsoftonline.us/"}, nil
+		return Endpoints{Graph: "https://dod-graph.microsoft.us", Authority: "https://login.microsoftonline.us/", Exchange: "https://webmail.apps.mil"}, nil
 	case "china":
-		return Endpoints{Graph: "https://microsoftgraph.chinacloudapi.cn", Authority: "https://login.chinacloudapi.cn/"}, nil
+		return Endpoints{Graph: "https://microsoftgraph.chinacloudapi.cn", Authority: "https://login.chinacloudapi.cn/", Exchange: "https://partner.outlook.cn"}, nil
 	}
 	return Endpoints{}, fmt.Errorf("cloudsink: unknown environment %q (valid: %s)", name, strings.Join(environmentNames(), ", "))
 }

@@ -26,8 +26,8 @@ import (
 func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 	ch := newChecker(p, now)
 	var ev Evaluation
-	acceptedAt := map[string]int{} // SHA-256 -> index in ev.Accepted
-	causes := map[string][]cause{} // SHA-256 -> verdict, nil when accepted
+	acceptedAt := map[string]int{}   // SHA-256 -> index in ev.Accepted
+	verdicts := map[string]verdict{} // SHA-256 -> verdict
 	seen := map[rejectionKey]bool{}
 	reject := func(r Rejection) {
 		k := rejectionKey{r.SHA256, r.Attribute}
@@ -51,12 +51,12 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 		}
 		for _, c := range certs {
 			sum := sha256Hex(c.Raw)
-			cs, judged := causes[sum]
+			vd, judged := verdicts[sum]
 			if !judged {
-				cs = ch.check(c)
-				causes[sum] = cs
+				vd = ch.check(c)
+				verdicts[sum] = vd
 			}
-			if len(cs) > 0 {
+			if cs := vd.causes; len(cs) > 0 {
 				reject(newRejection(v.Attribute, c, sum, cs[0].code, joinReasons(cs)))
 				continue
 			}
@@ -67,7 +67,7 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 				continue
 			}
 			acceptedAt[sum] = len(ev.Accepted)
-			ev.Accepted = append(ev.Accepted, Certificate{Cert: c, SHA256: sum, Attributes: []string{v.Attribute}})
+			ev.Accepted = append(ev.Accepted, Certificate{Cert: c, SHA256: sum, Attributes: []string{v.Attribute}, Warnings: vd.warnings})
 		}
 	}
 
@@ -93,6 +93,13 @@ type rejectionKey struct{ sha256, attribute string }
 
 // cause is one failed check: its Reject* code and a clause for people.
 type cause struct{ code, reason string }
+
+// verdict is the judgement of one certificate: no causes means it may be
+// published, with its warnings.
+type verdict struct {
+	causes   []cause
+	warnings []string
+}
 
 func joinReasons(cs []cause) string {
 	rs := make([]string, len(cs))
@@ -152,16 +159,25 @@ func newChecker(p Policy, now time.Time) *checker {
 }
 
 // check returns every failed check of c, most fundamental first (that
-// order picks the Rejection's Code); nil means c may be published. All
-// causes are reported so that an admin fixes them in one go.
-func (ch *checker) check(c *x509.Certificate) []cause {
+// order picks the Rejection's Code); no causes means c may be published.
+// All causes are reported so that an admin fixes them in one go.
+func (ch *checker) check(c *x509.Certificate) verdict {
+	var vd verdict
 	var cs []cause
 	if isCA(c) {
 		cs = append(cs, cause{RejectCA, "is a CA certificate, not an end-entity certificate"})
 	}
-	if err := ch.verify(c); err != nil {
+	chains, err := ch.verify(c)
+	if err != nil {
 		cs = append(cs, cause{RejectUntrusted,
 			fmt.Sprintf("not issued by a trusted issuing CA (issuer %s): %v", c.Issuer.String(), err)})
+	}
+	// The CA that signed c is the one whose CRL speaks for c: every chain
+	// found starts with a CA of the same name and key, since each verified
+	// c's signature. A chain of c alone (c is itself a listed CA) has no
+	// issuer to ask.
+	if ch.p.CheckRevocation && len(chains) > 0 && len(chains[0]) > 1 {
+		cs, vd.warnings = ch.revocation(c, chains[0][1], cs)
 	}
 	if ch.p.SkipExpired {
 		switch {
@@ -179,7 +195,27 @@ func (ch *checker) check(c *x509.Certificate) []cause {
 	if r := ekuProblem(c, ch.p.ExtKeyUsages); r != "" {
 		cs = append(cs, cause{RejectEKU, r})
 	}
-	return cs
+	vd.causes = cs
+	return vd
+}
+
+// revocation adds the revocation cause of c, issued by issuer, to cs, or
+// returns the warning to carry when the status is unknown and the policy
+// keeps such certificates.
+func (ch *checker) revocation(c, issuer *x509.Certificate, cs []cause) ([]cause, []string) {
+	st := ch.p.Revocation.status(c, issuer)
+	switch {
+	case st.revoked:
+		return append(cs, cause{RejectRevoked, fmt.Sprintf("revoked on %s (%s) by %s, %s",
+			utc(st.entry.at), CRLReasonName(st.entry.reason), issuer.Subject.String(), st.entry.crl)}), nil
+	case st.unavailable == "":
+		return cs, nil
+	case ch.p.RevocationUnavailable == RevocationKeep:
+		return cs, []string{fmt.Sprintf("revocation not checked: %s (policy.revocationUnavailable: keep)", st.unavailable)}
+	default:
+		return append(cs, cause{RejectRevocationUnknown, fmt.Sprintf("revocation status unknown: %s (policy.revocationUnavailable: reject)",
+			st.unavailable)}), nil
+	}
 }
 
 // verify checks the signature chain against the issuing CAs at now, or,
@@ -188,19 +224,18 @@ func (ch *checker) check(c *x509.Certificate) []cause {
 // an expired certificate is refused as untrusted only when a stranger
 // signed it, and one allowed despite its age still has its signature
 // checked. The EKU is checked separately for a clearer reason.
-func (ch *checker) verify(c *x509.Certificate) error {
+func (ch *checker) verify(c *x509.Certificate) ([][]*x509.Certificate, error) {
 	at := ch.now
 	if at.Before(c.NotBefore) {
 		at = c.NotBefore
 	} else if at.After(c.NotAfter) {
 		at = c.NotAfter
 	}
-	_, err := c.Verify(x509.VerifyOptions{
+	return c.Verify(x509.VerifyOptions{
 		Roots:       ch.roots,
 		CurrentTime: at,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
-	return err
 }
 
 // ekuProblem says why c's extended key usage does not satisfy want, or ""

@@ -66,6 +66,17 @@ type Policy struct {
 	// MaxCertificates caps the accepted set (newest NotBefore first);
 	// 0 means no cap.
 	MaxCertificates int
+	// CheckRevocation rejects certificates their issuing CA has revoked,
+	// as Revocation says.
+	CheckRevocation bool
+	// Revocation is what the issuing CAs' CRLs say (NewRevocationSet);
+	// nil with CheckRevocation means no CRL could be read at all.
+	Revocation *RevocationSet
+	// RevocationUnavailable decides about a certificate whose issuing CA
+	// has no usable CRL: RevocationKeep accepts it with a warning,
+	// anything else (RevocationReject) rejects it as
+	// RejectRevocationUnknown.
+	RevocationUnavailable string
 }
 
 // Certificate is one accepted certificate.
@@ -75,6 +86,10 @@ type Certificate struct {
 	// Attributes lists the source attributes the certificate was found in,
 	// without duplicates, in first-seen order.
 	Attributes []string
+	// Warnings are checks that could not be made and did not reject the
+	// certificate (a CA without a usable CRL under RevocationKeep), for
+	// people to see next to it.
+	Warnings []string
 }
 
 // Rejection codes: stable strings for scripts (JSON output) and tests.
@@ -87,6 +102,10 @@ const (
 	RejectEKU         = "eku"            // none of the policy's EKUs
 	RejectOverLimit   = "over-limit"     // valid, but beyond MaxCertificates
 	RejectCA          = "ca-certificate" // a CA certificate, not an end-entity one
+	RejectRevoked     = "revoked"        // listed in its issuing CA's CRL (CheckRevocation)
+	// RejectRevocationUnknown: the issuing CA has no usable CRL and
+	// RevocationUnavailable is not RevocationKeep.
+	RejectRevocationUnknown = "revocation-unknown"
 )
 
 // Rejection is one certificate (or undecodable value) not published, and why.

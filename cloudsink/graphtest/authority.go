@@ -106,7 +106,8 @@ func (s *Server) token(r *http.Request, body []byte) response {
 	if clientID != s.clientID {
 		return entraError(http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", clientID, s.tenantID))
 	}
-	if resp, ok := checkScope(form.Get("scope"), s.url); !ok {
+	resource, resp, ok := s.checkScope(form.Get("scope"))
+	if !ok {
 		return resp
 	}
 	secret, assertion := form.Get("client_secret"), form.Get("client_assertion")
@@ -129,7 +130,7 @@ func (s *Server) token(r *http.Request, body []byte) response {
 	}
 	tok := randomToken(32)
 	s.mu.Lock()
-	s.tokens[tok] = time.Now().Add(tokenLifetime)
+	s.tokens[tok] = TokenInfo{Resource: resource, Expires: time.Now().Add(tokenLifetime)}
 	s.mu.Unlock()
 	secs := int(tokenLifetime/time.Second) - 1
 	return jsonResponse(http.StatusOK, map[string]any{
@@ -140,9 +141,11 @@ func (s *Server) token(r *http.Request, body []byte) response {
 	})
 }
 
-// checkScope wants exactly one "<graph resource>/.default", as Entra does
-// for client credentials; OpenID scopes some clients add are tolerated.
-func checkScope(scope, self string) (response, bool) {
+// checkScope wants exactly one "<resource>/.default", as Entra does for
+// client credentials; OpenID scopes some clients add are tolerated. The
+// resource is Graph's (any national cloud's, or the emulator's own URL) or
+// a mounted service's; it comes back lower-cased.
+func (s *Server) checkScope(scope string) (string, response, bool) {
 	var resources []string
 	for _, sc := range strings.Fields(scope) {
 		switch sc {
@@ -152,15 +155,13 @@ func checkScope(scope, self string) (response, bool) {
 		resources = append(resources, sc)
 	}
 	if len(resources) != 1 || !strings.HasSuffix(resources[0], "/.default") {
-		return entraError(http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf("The provided value for scope '%s' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope)), false
+		return "", entraError(http.StatusBadRequest, "invalid_scope", 1002012, fmt.Sprintf("The provided value for scope '%s' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", scope)), false
 	}
 	res := strings.TrimSuffix(resources[0], "/.default")
-	for _, g := range append(graphResources, self) {
-		if strings.EqualFold(res, g) {
-			return response{}, true
-		}
+	if isGraphResource(res, s.url) || s.mountedResource(res) {
+		return strings.ToLower(res), response{}, true
 	}
-	return entraError(http.StatusBadRequest, "invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant.", res)), false
+	return "", entraError(http.StatusBadRequest, "invalid_resource", 500011, fmt.Sprintf("The resource principal named %s was not found in the tenant.", res)), false
 }
 
 // verifyAssertion checks a client assertion JWT the way Entra does for
@@ -288,12 +289,12 @@ func (s *Server) authorize(h http.Header) (response, bool) {
 		return graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty.", h), false
 	}
 	s.mu.Lock()
-	exp, known := s.tokens[strings.TrimSpace(tok)]
+	info, known := s.tokens[strings.TrimSpace(tok)]
 	s.mu.Unlock()
 	switch {
-	case !known:
+	case !known || !isGraphResource(info.Resource, s.url):
 		return graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.", h), false
-	case time.Now().After(exp):
+	case time.Now().After(info.Expires):
 		return graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", h), false
 	}
 	return response{}, true

@@ -6,7 +6,10 @@
 // purpose: what it does not support it refuses with Graph's error shape
 // instead of ignoring, so a client that works against it does not lean on
 // leniency the real service lacks. Fault knobs (429 with Retry-After, other
-// statuses, latency) drive the retry paths.
+// statuses, latency) drive the retry paths. Other services (exotest's
+// Exchange Online) mount on the same server and authority with Mount; each
+// access token remembers its resource, and Graph refuses tokens issued for
+// another service.
 //
 // It serves tests and `certsync demo`, never the agent's own code paths. It
 // imports mapping/pkitest for its TLS certificates and must never import

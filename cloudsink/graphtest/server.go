@@ -91,7 +91,8 @@ type Server struct {
 	pos        map[string]int       // lower-cased ID → index in users
 	byKey      map[string]*User     // lower-cased ID and userPrincipalName
 	owners     map[string]*User     // lower-cased certificateUserIds value → its holder
-	tokens     map[string]time.Time // access token -> expiry
+	tokens     map[string]TokenInfo // access token -> what it was issued for
+	mounts     []Mount
 	skipTokens map[string]pageState
 	requests   []Request
 	writes     int
@@ -122,7 +123,7 @@ func Start(opts Options) (*Server, error) {
 		pos:          make(map[string]int),
 		byKey:        make(map[string]*User),
 		owners:       make(map[string]*User),
-		tokens:       make(map[string]time.Time),
+		tokens:       make(map[string]TokenInfo),
 		skipTokens:   make(map[string]pageState),
 	}
 	if s.log == nil {
@@ -323,8 +324,9 @@ func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	past := time.Now().Add(-time.Second)
-	for t := range s.tokens {
-		s.tokens[t] = past
+	for t, info := range s.tokens {
+		info.Expires = past
+		s.tokens[t] = info
 	}
 }
 
@@ -366,11 +368,23 @@ func (s *Server) record(r ...Request) {
 	s.requests = append(s.requests, r...)
 }
 
-// ServeHTTP routes the authority and Graph endpoints.
+// ServeHTTP routes the authority and Graph endpoints, and hands mounted
+// services their paths untouched (they keep their own log and knobs).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	latency := s.latency
+	var mounted http.Handler
+	for _, m := range s.mounts {
+		if strings.HasPrefix(r.URL.Path, m.PathPrefix) {
+			mounted = m.Handler
+			break
+		}
+	}
 	s.mu.Unlock()
+	if mounted != nil {
+		mounted.ServeHTTP(w, r)
+		return
+	}
 	if latency > 0 {
 		t := time.NewTimer(latency)
 		select {

@@ -1,0 +1,318 @@
+package cloudsink
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.uber.org/zap"
+)
+
+// Exchange Online targets: the mailbox attributes Outlook reads recipients'
+// S/MIME certificates from in the global address list. Their values, in
+// Account.Values and Update.Values, are the standard base64 (RFC 4648 §4,
+// padded) of each certificate's DER.
+const (
+	TargetUserCertificate      = "exchange.UserCertificate"
+	TargetUserSMimeCertificate = "exchange.UserSMimeCertificate"
+)
+
+// exchangeValuesMax is the most certificates certsync writes per mailbox
+// attribute: Entra Connect's limit, kept so that switching between it and
+// certsync never changes what a mailbox can hold.
+const exchangeValuesMax = 15
+
+// RefusalExchangeSynced is Account.Refusal for mailboxes Entra Connect
+// syncs from on-premises.
+const RefusalExchangeSynced = "mailbox synced from on-premises by Entra Connect (IsDirSynced): Entra Connect owns its UserCertificate and UserSMimeCertificate, and Exchange Online refuses other writers (\"out of the current user's write scope\"), so no write is sent"
+
+// exchangeAnchor is the arbitration mailbox app-only clients of the admin
+// API route by, as the ExchangeOnlineManagement module does.
+const exchangeAnchor = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
+
+// ExchangeConfig configures the Exchange Online sink.
+type ExchangeConfig struct {
+	Environment string // "" = global
+	// Endpoint overrides the environment's Exchange Online root, e.g. an
+	// emulator at https://127.0.0.1:8443 (no path). "" = the environment's.
+	// The token is still asked for the environment's Exchange resource.
+	Endpoint string
+	// TenantID names the tenant in every request's path (its GUID or its
+	// initial domain).
+	TenantID   string
+	Credential azcore.TokenCredential // non-nil; the one Graph uses too
+	// RootCAs, when set, is the trust used for TLS to Exchange instead of
+	// the system's (for an override with a private CA).
+	RootCAs *x509.CertPool
+	// Concurrency is how many InvokeCommand requests are in flight
+	// (default 4).
+	Concurrency int
+	// MaxAttempts bounds tries per request for 429, 503 and 504
+	// (default 6).
+	MaxAttempts int
+	// MaxWait is the longest Retry-After certsync waits (default 2m). When
+	// Exchange asks for longer, the item fails as temporary, with its
+	// RetryAfter, for a later pass to pick up.
+	MaxWait time.Duration
+	// Backoff is the first wait when Exchange gives no Retry-After, doubled
+	// per attempt up to MaxWait (default 2s).
+	Backoff time.Duration
+}
+
+// Exchange is the Exchange Online sink: the UserCertificate and
+// UserSMimeCertificate of mailboxes, through the admin API's
+// InvokeCommand, which Microsoft does not document (see
+// exchange_notes.md).
+type Exchange struct {
+	log         *zap.Logger
+	cred        azcore.TokenCredential
+	scope       string
+	invokeURL   string // {root}/adminapi/beta/{tenant}/InvokeCommand
+	anchor      string
+	client      *http.Client
+	concurrency int
+	maxAttempts int
+	maxWait     time.Duration
+	backoff     time.Duration
+}
+
+var _ Sink = (*Exchange)(nil)
+
+// NewExchange builds the Exchange Online sink.
+func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.Credential == nil {
+		return nil, errors.New("cloudsink: exchange: no credential")
+	}
+	tenant := strings.TrimSpace(cfg.TenantID)
+	if tenant == "" || strings.ContainsAny(tenant, "/?#% ") {
+		return nil, fmt.Errorf("cloudsink: exchange: tenant ID %q: give the tenant's GUID or initial domain (it goes in every request's path)", cfg.TenantID)
+	}
+	_, ep, err := environmentOrDefault(cfg.Environment)
+	if err != nil {
+		return nil, err
+	}
+	root := ep.Exchange
+	if cfg.Endpoint != "" {
+		if u, err := url.Parse(strings.TrimSuffix(cfg.Endpoint, "/")); err == nil && u.Path != "" {
+			return nil, fmt.Errorf("cloudsink: exchange endpoint %q: give the base without a path (certsync adds /adminapi/beta/{tenant} itself)", cfg.Endpoint)
+		}
+		u, err := parseOverride("exchange endpoint", cfg.Endpoint)
+		if err != nil {
+			return nil, err
+		}
+		root = u.String()
+	}
+	x := &Exchange{
+		log:         log,
+		cred:        cfg.Credential,
+		scope:       ep.Exchange + "/.default",
+		invokeURL:   root + "/adminapi/beta/" + tenant + "/InvokeCommand",
+		anchor:      "APP:" + exchangeAnchor + "@" + tenant,
+		concurrency: cfg.Concurrency,
+		maxAttempts: cfg.MaxAttempts,
+		maxWait:     cfg.MaxWait,
+		backoff:     cfg.Backoff,
+		client: &http.Client{
+			Transport: newTransport(cfg.RootCAs),
+			// InvokeCommand redirects nothing certsync calls; a redirect is
+			// answered, not followed (it would carry the token elsewhere).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if x.concurrency <= 0 {
+		x.concurrency = 4
+	}
+	if x.maxAttempts <= 0 {
+		x.maxAttempts = 6
+	}
+	if x.maxWait <= 0 {
+		x.maxWait = 2 * time.Minute
+	}
+	if x.backoff <= 0 {
+		x.backoff = 2 * time.Second
+	}
+	return x, nil
+}
+
+// Targets lists what the Exchange sink writes.
+func (x *Exchange) Targets() []Target {
+	return []Target{
+		{Name: TargetUserCertificate, Limit: exchangeValuesMax},
+		{Name: TargetUserSMimeCertificate, Limit: exchangeValuesMax},
+	}
+}
+
+// exchangeAnswer is InvokeCommand's success body.
+type exchangeAnswer struct {
+	Value    []json.RawMessage `json:"value"`
+	NextLink string            `json:"@odata.nextLink"`
+	Warnings []string          `json:"@adminapi.warnings"`
+}
+
+// errFatal marks failures that will repeat for every request (no token,
+// no connection, a refused token): the caller stops sending.
+type errFatal struct{ err error }
+
+func (e errFatal) Error() string { return e.err.Error() }
+func (e errFatal) Unwrap() error { return e.err }
+
+// invoke runs one cmdlet. Answers 429, 503 and 504 are retried after
+// Retry-After (or the backoff) up to MaxAttempts; a Retry-After beyond
+// MaxWait ends the tries at once. what names the call in errors and logs.
+func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]any, query, what string) (*exchangeAnswer, error) {
+	body, err := json.Marshal(map[string]any{"CmdletInput": map[string]any{"CmdletName": cmdlet, "Parameters": params}})
+	if err != nil {
+		return nil, fmt.Errorf("cloudsink: exchange: encode %s: %w", what, err)
+	}
+	target := x.invokeURL
+	if query != "" {
+		target += "?" + query
+	}
+	for attempt := 1; ; attempt++ {
+		tok, err := x.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{x.scope}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, ctx.Err())
+			}
+			return nil, errFatal{fmt.Errorf("cloudsink: exchange: token for %s: %w", x.scope, err)}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("X-AnchorMailbox", x.anchor)
+		req.Header.Set("X-CmdletName", cmdlet)
+		req.Header.Set("X-ClientApplication", "certsync")
+		req.Header.Set("X-ResponseFormat", "json")
+		req.Header.Set("Prefer", "odata.maxpagesize=1000")
+		req.Header.Set("client-request-id", newRequestID())
+		resp, err := x.client.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, ctx.Err())
+			}
+			// Not retried: a write whose answer was lost may have landed,
+			// and the caller must learn that it does not know.
+			return nil, errFatal{fmt.Errorf("cloudsink: exchange: %s: %w", what, err)}
+		}
+		raw, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		_ = resp.Body.Close()
+		if rerr != nil {
+			return nil, fmt.Errorf("cloudsink: exchange: %s: reading the answer: %w", what, rerr)
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+			var ans exchangeAnswer
+			if err := json.Unmarshal(raw, &ans); err != nil {
+				return nil, fmt.Errorf("cloudsink: exchange: %s: the answer is not InvokeCommand's JSON: %w", what, err)
+			}
+			return &ans, nil
+		}
+		e := exchangeError(resp, raw, what)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return nil, errFatal{e}
+		}
+		if !temporaryStatus(resp.StatusCode) || attempt >= x.maxAttempts {
+			return nil, e
+		}
+		wait, given := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if given && wait > x.maxWait {
+			x.log.Warn("exchange: not retrying: Retry-After beyond the configured maximum wait",
+				zap.String("call", what), zap.Int("status", resp.StatusCode), zap.Duration("retryAfter", wait), zap.Duration("maxWait", x.maxWait))
+			return nil, e
+		}
+		if !given {
+			wait = x.backoffFor(attempt)
+		}
+		x.log.Info("exchange: retrying request", zap.String("call", what), zap.Int("status", resp.StatusCode),
+			zap.Duration("wait", wait), zap.Int("attempt", attempt+1), zap.Int("maxAttempts", x.maxAttempts))
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("cloudsink: exchange: %s: gave up waiting to retry: %w", what, err)
+		}
+	}
+}
+
+func (x *Exchange) backoffFor(attempt int) time.Duration {
+	d := x.backoff
+	for i := 1; i < attempt && d < x.maxWait; i++ {
+		d *= 2
+	}
+	return min(d, x.maxWait)
+}
+
+// exchangeError reads the admin API's error body. A cmdlet that ran and
+// failed puts "<error id>|<exception type>|<text>" in error.details; the
+// exception's short type name becomes Code and the text Message, so callers
+// can tell "not found" from "out of write scope" without parsing prose.
+func exchangeError(resp *http.Response, raw []byte, what string) *Error {
+	e := &Error{Service: "exchange", Method: http.MethodPost, Path: "InvokeCommand " + what, Status: resp.StatusCode}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Details []struct {
+				Message string `json:"message"`
+			} `json:"details"`
+			InnerError struct {
+				Message           string `json:"message"`
+				Type              string `json:"type"`
+				InternalException struct {
+					Message string `json:"message"`
+				} `json:"internalException"`
+			} `json:"innererror"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &body) == nil {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+		if m := body.Error.InnerError.InternalException.Message; m != "" {
+			e.Message = m
+		}
+		if len(body.Error.Details) > 0 {
+			parts := strings.SplitN(body.Error.Details[0].Message, "|", 3)
+			if len(parts) == 3 {
+				typ := parts[1]
+				e.Code = typ[strings.LastIndex(typ, ".")+1:]
+				e.Message = parts[2]
+			} else if body.Error.Details[0].Message != "" {
+				e.Message = body.Error.Details[0].Message
+			}
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	e.RetryAfter, _ = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return e
+}
+
+// Exchange's exception types certsync tells apart.
+const (
+	exoNotFound  = "ManagementObjectNotFoundException"
+	exoAmbiguous = "ManagementObjectAmbiguousException"
+)
+
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return ""
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,228 @@
+package cloudsink
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// mailboxSelect is every Get-Mailbox property certsync reads; the rest of
+// a mailbox (some 15 KB) stays on the server.
+const mailboxSelect = "ExternalDirectoryObjectId,UserPrincipalName,PrimarySmtpAddress,IsDirSynced,UserCertificate,UserSMimeCertificate"
+
+// Lookup resolves mailboxes with one Get-Mailbox -Identity per distinct
+// value, Concurrency at a time. Properties: "mail" and
+// "userPrincipalName" (Exchange resolves either as an -Identity; a
+// userPrincipalName must then match the mailbox's), and "id", the Entra
+// object ID, which must come back as the mailbox's
+// ExternalDirectoryObjectId. Account.ID is always that object ID, the one
+// Apply's AccountID takes. A mailbox Entra Connect syncs comes back with
+// Refusal set. When Exchange cannot be asked at all (no token, no
+// connection), the whole call fails.
+func (x *Exchange) Lookup(ctx context.Context, lookups []Lookup) (map[string]LookupResult, error) {
+	out := make(map[string]LookupResult, len(lookups))
+	type query struct{ prop, value string }
+	var queries []query
+	index := map[string]int{} // prop + normalized value -> queries index
+	for _, l := range lookups {
+		if err := checkExchangeLookup(l); err != nil {
+			out[l.Key] = LookupResult{Err: err}
+			continue
+		}
+		k := l.Property + "\x00" + strings.ToLower(l.Value)
+		if _, ok := index[k]; !ok {
+			index[k] = len(queries)
+			queries = append(queries, query{l.Property, l.Value})
+		}
+	}
+	results := make([]LookupResult, len(queries))
+	fatal := x.runEach(ctx, len(queries), func(i int) error {
+		res, err := x.getMailbox(ctx, queries[i].prop, queries[i].value)
+		results[i] = res
+		return err
+	})
+	if fatal != nil {
+		return nil, fmt.Errorf("cloudsink: exchange: lookup: %w", fatal)
+	}
+	for _, l := range lookups {
+		if _, done := out[l.Key]; done {
+			continue
+		}
+		res := results[index[l.Property+"\x00"+strings.ToLower(l.Value)]]
+		if res.Account != nil {
+			// Keys that asked for the same value get accounts of their own.
+			acc := *res.Account
+			acc.Values = map[string][]string{
+				TargetUserCertificate:      append([]string{}, acc.Values[TargetUserCertificate]...),
+				TargetUserSMimeCertificate: append([]string{}, acc.Values[TargetUserSMimeCertificate]...),
+			}
+			res.Account = &acc
+		}
+		out[l.Key] = res
+	}
+	return out, nil
+}
+
+func checkExchangeLookup(l Lookup) error {
+	switch l.Property {
+	case "id", "mail", "userPrincipalName":
+	default:
+		return fmt.Errorf("cloudsink: exchange: lookup %s: property %q is not one Exchange resolves (id, mail, userPrincipalName)", l.Key, l.Property)
+	}
+	if strings.TrimSpace(l.Value) == "" {
+		return fmt.Errorf("cloudsink: exchange: lookup %s: empty %s", l.Key, l.Property)
+	}
+	return nil
+}
+
+// getMailbox runs one Get-Mailbox. The error is for failures that will
+// repeat for every lookup; per-mailbox answers go in the result.
+func (x *Exchange) getMailbox(ctx context.Context, prop, value string) (LookupResult, error) {
+	what := fmt.Sprintf("Get-Mailbox -Identity %q", value)
+	ans, err := x.invoke(ctx, "Get-Mailbox", map[string]any{"Identity": value}, url.Values{"$select": {mailboxSelect}}.Encode(), what)
+	var e *Error
+	switch {
+	case errors.As(err, &e) && e.Code == exoNotFound:
+		return LookupResult{Err: ErrNotFound}, nil
+	case errors.As(err, &e) && e.Code == exoAmbiguous:
+		return LookupResult{Err: ErrAmbiguous}, nil
+	case err != nil && isExchangeFatal(err):
+		return LookupResult{}, err
+	case err != nil:
+		return LookupResult{Err: err}, nil
+	case len(ans.Value) == 0:
+		return LookupResult{Err: ErrNotFound}, nil
+	case len(ans.Value) > 1 || ans.NextLink != "":
+		return LookupResult{Err: ErrAmbiguous}, nil
+	}
+	acc, err := parseMailbox(ans.Value[0])
+	if err != nil {
+		return LookupResult{Err: fmt.Errorf("cloudsink: exchange: %s: %w", what, err)}, nil
+	}
+	switch {
+	case prop == "id" && !strings.EqualFold(acc.ID, value),
+		prop == "userPrincipalName" && !strings.EqualFold(acc.UserPrincipalName, value):
+		// -Identity also resolves names and aliases; this lookup wants the
+		// mailbox whose property has this value.
+		return LookupResult{Err: ErrNotFound}, nil
+	}
+	return LookupResult{Account: acc}, nil
+}
+
+// parseMailbox builds the Account. A mailbox without its certificate
+// collections is refused rather than read as "no values": the merge
+// before a write would then drop values certsync does not own.
+func parseMailbox(raw json.RawMessage) (*Account, error) {
+	var m struct {
+		ExternalDirectoryObjectID string    `json:"ExternalDirectoryObjectId"`
+		UserPrincipalName         string    `json:"UserPrincipalName"`
+		PrimarySmtpAddress        string    `json:"PrimarySmtpAddress"`
+		IsDirSynced               *bool     `json:"IsDirSynced"`
+		UserCertificate           *[]string `json:"UserCertificate"`
+		UserSMimeCertificate      *[]string `json:"UserSMimeCertificate"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("not a mailbox: %w", err)
+	}
+	switch {
+	case m.ExternalDirectoryObjectID == "":
+		return nil, errors.New("the mailbox has no ExternalDirectoryObjectId (not an Entra user's mailbox)")
+	case m.UserCertificate == nil || m.UserSMimeCertificate == nil:
+		return nil, fmt.Errorf("mailbox %s: the answer lacks UserCertificate or UserSMimeCertificate; refusing to guess them", m.ExternalDirectoryObjectID)
+	case m.IsDirSynced == nil:
+		return nil, fmt.Errorf("mailbox %s: the answer lacks IsDirSynced", m.ExternalDirectoryObjectID)
+	}
+	acc := &Account{
+		ID:                m.ExternalDirectoryObjectID,
+		UserPrincipalName: m.UserPrincipalName,
+		Mail:              m.PrimarySmtpAddress,
+		Values: map[string][]string{
+			TargetUserCertificate:      normalizeCertValues(*m.UserCertificate),
+			TargetUserSMimeCertificate: normalizeCertValues(*m.UserSMimeCertificate),
+		},
+	}
+	if *m.IsDirSynced {
+		acc.Refusal = RefusalExchangeSynced
+	}
+	return acc, nil
+}
+
+// normalizeCertValues brings values to the form certsync writes, standard
+// padded base64, so that comparing them with planned values works however
+// Exchange spelled them. A value that is not base64 at all is kept as it
+// came: certsync did not write it and must not lose it.
+func normalizeCertValues(vs []string) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, normalizeCertValue(v))
+	}
+	return out
+}
+
+func normalizeCertValue(v string) string {
+	s := strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, v)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.Strict().DecodeString(s); err == nil && len(b) > 0 {
+			return base64.StdEncoding.EncodeToString(b)
+		}
+	}
+	return v
+}
+
+// isExchangeFatal: the failure will repeat for every request.
+func isExchangeFatal(err error) bool {
+	var f errFatal
+	return errors.As(err, &f)
+}
+
+// runEach calls f for 0..n-1, Concurrency at a time. The first fatal error
+// (see isExchangeFatal) or the context's end stops further calls; it is
+// returned.
+func (x *Exchange) runEach(ctx context.Context, n int, f func(i int) error) error {
+	var (
+		mu    sync.Mutex
+		fatal error
+		wg    sync.WaitGroup
+	)
+	next := make(chan int)
+	for range min(x.concurrency, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				mu.Lock()
+				stop := fatal != nil
+				mu.Unlock()
+				if stop {
+					continue
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if fatal == nil {
+						fatal = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if fatal == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fatal
+}

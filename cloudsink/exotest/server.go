@@ -1,0 +1,369 @@
+package exotest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/cloudsink/graphtest"
+)
+
+// Resources are the token resources Exchange Online answers to, one per
+// national cloud. A client pointed at the emulator keeps its environment's
+// resource, as it does for Graph.
+func Resources() []string {
+	return []string{
+		"https://outlook.office365.com",
+		"https://outlook.office365.us",
+		"https://webmail.apps.mil",
+		"https://partner.outlook.cn",
+	}
+}
+
+// MaxValues is the most values the emulator takes per certificate
+// attribute (Entra Connect's limit, which certsync keeps for Exchange).
+const MaxValues = 15
+
+// Mailbox is a mailbox as the emulator stores it.
+type Mailbox struct {
+	// Identity is the mailbox's name (Exchange's Name and Alias); default:
+	// the part of UserPrincipalName before the @.
+	Identity          string
+	UserPrincipalName string
+	// PrimarySmtpAddress defaults to UserPrincipalName.
+	PrimarySmtpAddress string
+	// ExternalDirectoryObjectID is the Entra user's object ID; default: a
+	// fresh GUID.
+	ExternalDirectoryObjectID string
+	// IsDirSynced marks a mailbox Entra Connect syncs from on-premises:
+	// Set-Mailbox refuses to change its certificates.
+	IsDirSynced bool
+	// UserCertificate and UserSMimeCertificate hold DER certificates.
+	UserCertificate      [][]byte
+	UserSMimeCertificate [][]byte
+}
+
+func (m Mailbox) clone() Mailbox {
+	m.UserCertificate = cloneValues(m.UserCertificate)
+	m.UserSMimeCertificate = cloneValues(m.UserSMimeCertificate)
+	return m
+}
+
+func cloneValues(vs [][]byte) [][]byte {
+	if vs == nil {
+		return nil
+	}
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		out[i] = append([]byte(nil), v...)
+	}
+	return out
+}
+
+// Options configures Mount. The zero value is usable.
+type Options struct {
+	// TenantDomain is the tenant's initial domain, accepted in the path
+	// beside the tenant ID (default "emulated.onmicrosoft.com").
+	TenantDomain string
+	// Mailboxes are loaded at start.
+	Mailboxes []Mailbox
+	// Logger gets one debug line per request (nil: none).
+	Logger *zap.Logger
+}
+
+// Request is one entry of the request log.
+type Request struct {
+	Method string
+	Path   string
+	Query  string // raw query ($select, $skiptoken)
+	Status int
+	// Cmdlet and Identity come from the body, when it was readable.
+	Cmdlet   string
+	Identity string
+	// Parameters names the cmdlet parameters sent, in the body's order.
+	Parameters []string
+	Anchor     string // X-AnchorMailbox
+	// ErrorType is the Exchange exception type of a refused cmdlet, e.g.
+	// Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException.
+	ErrorType string
+	// AnswerDropped: the request was carried out but its answer was cut
+	// off (DropWriteAnswers).
+	AnswerDropped bool
+}
+
+// Server is the Exchange emulator mounted on a graphtest server. All
+// methods are safe for concurrent use.
+type Server struct {
+	g            *graphtest.Server
+	tenantDomain string
+	log          *zap.Logger
+
+	mu        sync.Mutex // guards everything below
+	mailboxes []*Mailbox // insertion order: the order of listings
+	byKey     map[string][]*Mailbox
+	pages     map[string]pageState
+	requests  []Request
+	writes    int
+
+	throttleN     int
+	throttleAfter time.Duration
+	failN         int
+	failStatus    int
+	latency       time.Duration
+	dropWritesN   int
+}
+
+// pageState is what a $skiptoken stands for.
+type pageState struct {
+	offset int
+	key    string // the listing's cmdlet and parameters, which must not change
+}
+
+// PathPrefix is where the emulator mounts.
+const PathPrefix = "/adminapi/"
+
+// Mount adds the Exchange emulator to g, under /adminapi/, with tokens for
+// Resources().
+func Mount(g *graphtest.Server, opts Options) (*Server, error) {
+	s := &Server{
+		g:            g,
+		tenantDomain: opts.TenantDomain,
+		log:          opts.Logger,
+		byKey:        map[string][]*Mailbox{},
+		pages:        map[string]pageState{},
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.tenantDomain == "" {
+		s.tenantDomain = "emulated.onmicrosoft.com"
+	}
+	for _, m := range opts.Mailboxes {
+		s.addLocked(m)
+	}
+	if err := g.Mount(graphtest.Mount{PathPrefix: PathPrefix, Resources: Resources(), Handler: s}); err != nil {
+		return nil, fmt.Errorf("exotest: %w", err)
+	}
+	return s, nil
+}
+
+// URL is the Exchange endpoint to configure (the graphtest server's base).
+func (s *Server) URL() string { return s.g.URL() }
+
+// TenantID is the tenant the path must name (or TenantDomain).
+func (s *Server) TenantID() string { return s.g.TenantID() }
+
+// TenantDomain is the tenant's initial domain, also accepted in the path.
+func (s *Server) TenantDomain() string { return s.tenantDomain }
+
+// AddMailbox stores m (replacing the mailbox with the same
+// ExternalDirectoryObjectID) and returns it with its defaults filled in.
+func (s *Server) AddMailbox(m Mailbox) Mailbox {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addLocked(m).clone()
+}
+
+func (s *Server) addLocked(m Mailbox) *Mailbox {
+	if m.ExternalDirectoryObjectID == "" {
+		m.ExternalDirectoryObjectID = newGUID()
+	}
+	if m.Identity == "" {
+		m.Identity, _, _ = strings.Cut(m.UserPrincipalName, "@")
+	}
+	if m.PrimarySmtpAddress == "" {
+		m.PrimarySmtpAddress = m.UserPrincipalName
+	}
+	nm := m.clone()
+	replaced := false
+	for i, o := range s.mailboxes {
+		if strings.EqualFold(o.ExternalDirectoryObjectID, m.ExternalDirectoryObjectID) {
+			s.mailboxes[i] = &nm
+			replaced = true
+			break
+		}
+	}
+	if !replaced {
+		s.mailboxes = append(s.mailboxes, &nm)
+	}
+	s.reindexLocked()
+	return &nm
+}
+
+func (s *Server) reindexLocked() {
+	s.byKey = make(map[string][]*Mailbox, 4*len(s.mailboxes))
+	for _, m := range s.mailboxes {
+		seen := map[string]bool{}
+		for _, k := range []string{m.Identity, m.UserPrincipalName, m.PrimarySmtpAddress, m.ExternalDirectoryObjectID} {
+			k = strings.ToLower(k)
+			if k != "" && !seen[k] {
+				seen[k] = true
+				s.byKey[k] = append(s.byKey[k], m)
+			}
+		}
+	}
+}
+
+// DeleteMailbox removes the mailbox with that ExternalDirectoryObjectID;
+// it reports whether there was one.
+func (s *Server) DeleteMailbox(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range s.mailboxes {
+		if strings.EqualFold(m.ExternalDirectoryObjectID, id) {
+			s.mailboxes = append(s.mailboxes[:i], s.mailboxes[i+1:]...)
+			s.reindexLocked()
+			return true
+		}
+	}
+	return false
+}
+
+// Mailbox returns a copy of the mailbox with that ExternalDirectoryObjectID.
+func (s *Server) Mailbox(id string) (Mailbox, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.mailboxes {
+		if strings.EqualFold(m.ExternalDirectoryObjectID, id) {
+			return m.clone(), true
+		}
+	}
+	return Mailbox{}, false
+}
+
+// Mailboxes returns copies of all mailboxes in insertion order.
+func (s *Server) Mailboxes() []Mailbox {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Mailbox, len(s.mailboxes))
+	for i, m := range s.mailboxes {
+		out[i] = m.clone()
+	}
+	return out
+}
+
+// Throttle makes the next n InvokeCommand requests answer 429 with
+// Retry-After (whole seconds, rounded up).
+func (s *Server) Throttle(n int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttleN, s.throttleAfter = n, retryAfter
+}
+
+// Fail makes the next n InvokeCommand requests answer status (e.g. 503)
+// with no Retry-After.
+func (s *Server) Fail(n int, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failStatus = n, status
+}
+
+// DropWriteAnswers makes the next n Set-Mailbox requests take effect and
+// then lose their answer (the stream is reset), as when a connection
+// drops after Exchange has committed.
+func (s *Server) DropWriteAnswers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropWritesN = n
+}
+
+// SetLatency delays every request by d before it is handled.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Requests returns the request log.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests empties the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// Writes counts accepted Set-Mailbox calls.
+func (s *Server) Writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
+}
+
+// ServeHTTP answers /adminapi/...
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Anchor: r.Header.Get("X-AnchorMailbox")}
+	resp := s.serve(r, &rec)
+	rec.Status = resp.status
+	rec.ErrorType = resp.exType
+	drop := resp.isWrite && resp.status == http.StatusOK && s.takeDrop()
+	rec.AnswerDropped = drop
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	s.mu.Unlock()
+	s.log.Debug("exotest: request", zap.String("path", r.URL.Path), zap.String("cmdlet", rec.Cmdlet),
+		zap.String("identity", rec.Identity), zap.Int("status", resp.status), zap.Bool("answerDropped", drop))
+	if drop {
+		panic(http.ErrAbortHandler)
+	}
+	resp.write(w, r)
+}
+
+func (s *Server) takeDrop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropWritesN == 0 {
+		return false
+	}
+	s.dropWritesN--
+	return true
+}
+
+// injectFault spends one unit of the Throttle or Fail knob.
+func (s *Server) injectFault() (response, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.throttleN > 0 {
+		s.throttleN--
+		return throttled(s.throttleAfter), true
+	}
+	if s.failN > 0 {
+		s.failN--
+		return failure(s.failStatus), true
+	}
+	return response{}, false
+}
+
+func newGUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
