@@ -72,7 +72,10 @@ type Options struct {
 	Safety Safety
 	// Tracking governs incremental passes.
 	Tracking Tracking
-	Log      *zap.Logger
+	// CRLs keeps the CRLs between the passes of a long-running agent when
+	// Policy.CheckRevocation is on; nil: read them every pass.
+	CRLs *CRLCache
+	Log  *zap.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
 }
@@ -100,6 +103,7 @@ type Agent struct {
 	policy  mapping.Policy
 	safety  Safety
 	track   Tracking
+	crls    *CRLCache
 	log     *zap.Logger
 	now     func() time.Time
 }
@@ -120,12 +124,15 @@ func New(o Options) (*Agent, error) {
 	if len(o.Sinks) == 0 {
 		return nil, errors.New("agent: no cloud target is enabled")
 	}
-	a := &Agent{src: o.Source, store: o.Store, sinks: o.Sinks, policy: o.Policy, safety: o.Safety, track: o.Tracking, log: o.Log, now: o.Now}
+	a := &Agent{src: o.Source, store: o.Store, sinks: o.Sinks, policy: o.Policy, safety: o.Safety, track: o.Tracking, crls: o.CRLs, log: o.Log, now: o.Now}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.crls == nil {
+		a.crls = &CRLCache{}
 	}
 	seen := map[string]bool{}
 	for i, s := range o.Sinks {

@@ -2,8 +2,8 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"crypto/x509"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -126,7 +126,7 @@ func (f *fixture) agent() *Agent {
 		Source: f.src, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
 		Policy: mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
 		Sinks: []SinkSpec{{
-			Sink:  f.sink,
+			Sink:          f.sink,
 			Match:         Match{SourceAttribute: "mail", CloudProperty: "mail"},
 			AdoptExisting: f.adopt,
 			Desired: map[string]func(mapping.Evaluation) []string{

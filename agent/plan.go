@@ -99,6 +99,9 @@ type CertInfo struct {
 	NotBefore  time.Time
 	NotAfter   time.Time
 	Attributes []string
+	// Warnings are checks that could not be made (a CA without a usable
+	// CRL under revocationUnavailable: keep).
+	Warnings []string
 }
 
 // TargetPlan is one target of one user: what certsync wants there, what
@@ -192,6 +195,7 @@ func (o PlanOptions) mode() string {
 func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	p := &Plan{Mode: o.mode(), Started: a.now()}
 	userID := o.User
+	crls := a.revocation(ctx, p.Started)
 	n, err := a.store.Count()
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -233,7 +237,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		}
 		var since []byte
 		if o.Incremental {
-			since, p.FullReason = a.sinceFor(tr, found, p.Started)
+			since, p.FullReason = a.sinceFor(tr, found, p.Started, crls)
 		}
 		review := time.Time{}
 		seen := map[string]struct{}{}
@@ -258,7 +262,12 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		}
 		p.Stats.UsersRead = len(seen)
 		p.Stats.LDAPOperations = res.Operations
-		next := tracking{Version: trackingVersion, Fingerprint: a.track.Fingerprint, Watermark: res.Next, FullAt: tr.FullAt, NextReview: review}
+		next := tracking{Version: trackingVersion, Fingerprint: a.track.Fingerprint, CRLs: crls, Watermark: res.Next, FullAt: tr.FullAt, NextReview: review}
+		if a.policy.CheckRevocation {
+			// A stale CRL changes verdicts under revocationUnavailable:
+			// reject, so its nextUpdate is a review time too.
+			next.NextReview = earlier(next.NextReview, a.policy.Revocation.NextUpdate())
+		}
 		if res.Full {
 			if since != nil && res.Reason != "" {
 				p.FullReason = res.Reason
@@ -578,6 +587,7 @@ func certInfo(c mapping.Certificate) CertInfo {
 		NotBefore:  c.Cert.NotBefore,
 		NotAfter:   c.Cert.NotAfter,
 		Attributes: c.Attributes,
+		Warnings:   c.Warnings,
 	}
 }
 

@@ -15,6 +15,7 @@ const metaTracking = "tracking"
 type tracking struct {
 	Version     int       `json:"v"`
 	Fingerprint string    `json:"fingerprint"`
+	CRLs        string    `json:"crls,omitempty"`      // digest of the CRLs verdicts were made with
 	Watermark   []byte    `json:"watermark,omitempty"` // the directory's, opaque
 	FullAt      time.Time `json:"fullAt"`              // start of the last full read
 	// NextReview is the earliest instant at which a verdict may change
@@ -28,12 +29,14 @@ const trackingVersion = 1
 
 // sinceFor decides whether an incremental pass may read only changes, and
 // if not, why not.
-func (a *Agent) sinceFor(t tracking, found bool, now time.Time) ([]byte, string) {
+func (a *Agent) sinceFor(t tracking, found bool, now time.Time, crls string) ([]byte, string) {
 	switch {
 	case !found || t.Version != trackingVersion:
 		return nil, "no change-tracking watermark yet"
 	case t.Fingerprint != a.track.Fingerprint:
 		return nil, "the source, policy or targets changed since the last full read"
+	case t.CRLs != crls:
+		return nil, "the issuing CAs published new CRLs"
 	case t.Watermark == nil:
 		return nil, "the directory offers no change tracking"
 	case a.track.FullInterval > 0 && !now.Before(t.FullAt.Add(a.track.FullInterval)):

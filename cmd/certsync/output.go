@@ -2,9 +2,14 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,6 +30,7 @@ type jsonReport struct {
 type jsonHead struct {
 	SchemaVersion int         `json:"schemaVersion"`
 	Mode          string      `json:"mode"`
+	FullReason    string      `json:"fullReason,omitempty"`
 	DryRun        bool        `json:"dryRun"`
 	Started       time.Time   `json:"started"`
 	Error         string      `json:"error,omitempty"`
@@ -43,6 +49,7 @@ type jsonGuard struct {
 
 type jsonSummary struct {
 	UsersRead            int `json:"usersRead"`
+	LDAPOperations       int `json:"ldapOperations"`
 	UsersInState         int `json:"usersInState"`
 	UsersChanged         int `json:"usersChanged"`
 	UsersRemoving        int `json:"usersRemoving"`
@@ -74,6 +81,7 @@ type jsonCert struct {
 	NotBefore  time.Time `json:"notBefore"`
 	NotAfter   time.Time `json:"notAfter"`
 	Attributes []string  `json:"attributes"`
+	Warnings   []string  `json:"warnings,omitempty"`
 }
 
 type jsonRejected struct {
@@ -92,6 +100,7 @@ type jsonTarget struct {
 	Add     []string `json:"add"`
 	Remove  []string `json:"remove"`
 	Unowned []string `json:"unowned"`
+	Adopted []string `json:"adopted"`
 	Dropped []string `json:"dropped"`
 	Problem string   `json:"problem,omitempty"`
 }
@@ -120,14 +129,14 @@ func targetStatus(t *agent.TargetPlan) string {
 }
 
 func toJSONHead(p *agent.Plan, dryRun bool, passErr error) jsonHead {
-	r := jsonHead{SchemaVersion: 1, Mode: p.Mode, DryRun: dryRun, Started: p.Started}
+	r := jsonHead{SchemaVersion: 1, Mode: p.Mode, FullReason: p.FullReason, DryRun: dryRun, Started: p.Started}
 	if passErr != nil {
 		r.Error = passErr.Error()
 	}
 	g := p.Guard
 	r.Guard = jsonGuard{g.Tripped, g.Reason, g.UsersRemoving, g.UsersInState, g.MaxDeletes, g.MaxDeletePercent}
 	s := p.Stats
-	r.Summary = jsonSummary{s.UsersRead, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersFailed,
+	r.Summary = jsonSummary{s.UsersRead, s.LDAPOperations, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersFailed,
 		s.ValuesAdded, s.ValuesRemoved, s.CertificatesAccepted, s.CertificatesRejected}
 	return r
 }
@@ -136,7 +145,7 @@ func toJSONUser(u *agent.UserPlan) jsonUser {
 	ju := jsonUser{Anchor: u.Anchor, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
 		Problem: u.Problem, Accepted: []jsonCert{}, Rejected: []jsonRejected{}, Targets: []jsonTarget{}}
 	for _, c := range u.Accepted {
-		ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes)})
+		ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings})
 	}
 	for _, rj := range u.Rejected {
 		ju.Rejected = append(ju.Rejected, jsonRejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
@@ -146,7 +155,7 @@ func toJSONUser(u *agent.UserPlan) jsonUser {
 			ju.CloudID = t.CloudID
 		}
 		jt := jsonTarget{Target: t.Target, CloudID: t.CloudID, Status: targetStatus(t), Problem: t.Problem,
-			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Dropped: nonNil(t.Change.Dropped)}
+			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Adopted: nonNil(t.Adopted), Dropped: nonNil(t.Change.Dropped)}
 		if t.Err != nil {
 			jt.Problem = t.Err.Error()
 		}
@@ -202,7 +211,11 @@ func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	if dryRun {
 		fmt.Fprint(tw, ", dry run: nothing is written")
 	}
-	fmt.Fprintf(tw, ") at %s\n\n", p.Started.Format(time.RFC3339))
+	fmt.Fprintf(tw, ") at %s\n", p.Started.Format(time.RFC3339))
+	if p.FullReason != "" {
+		fmt.Fprintf(tw, "Reading every user: %s.\n", p.FullReason)
+	}
+	fmt.Fprintln(tw)
 	for _, u := range p.Users {
 		writeUser(tw, u, p.Mode == agent.ModeUser)
 		// Columns line up within a user's block; flushing each block keeps
@@ -216,8 +229,8 @@ func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	if !dryRun {
 		added, removed = "added", "removed"
 	}
-	fmt.Fprintf(tw, "Summary: %s read, %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d failed.\n",
-		plural(s.UsersRead, "user"), s.UsersChanged, plural(s.ValuesAdded, "value"), added, s.ValuesRemoved, removed, s.UsersRemoving,
+	fmt.Fprintf(tw, "Summary: %s read (%s), %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d failed.\n",
+		plural(s.UsersRead, "user"), plural(s.LDAPOperations, "LDAP operation"), s.UsersChanged, plural(s.ValuesAdded, "value"), added, s.ValuesRemoved, removed, s.UsersRemoving,
 		plural(s.CertificatesAccepted, "certificate"), s.CertificatesRejected, plural(s.UsersUnmatched, "user"), s.UsersFailed)
 	if p.Guard.Tripped {
 		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes to accept.\n", p.Guard.Reason)
@@ -246,6 +259,11 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps bool) {
 			fmt.Fprintln(w, "  certificates:\tnone")
 		}
 	}
+	for _, c := range u.Accepted {
+		for _, warn := range c.Warnings {
+			fmt.Fprintf(w, "  warning:\t%s  serial %s: %s\n", c.Subject, c.Serial, warn)
+		}
+	}
 	for _, r := range u.Rejected {
 		writeRejected(w, r)
 	}
@@ -258,16 +276,25 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps bool) {
 			fmt.Fprintf(w, "  cloud user:\t%s (%s)\n", t.CloudID, t.CloudName)
 		}
 		for _, v := range t.Change.Add {
-			fmt.Fprintf(w, "  %s:\t+ %s\n", t.Target, v)
+			fmt.Fprintf(w, "  %s:\t+ %s\n", t.Target, describeValue(t.Target, v))
 		}
 		for _, v := range t.Change.Remove {
-			fmt.Fprintf(w, "  %s:\t- %s\n", t.Target, v)
+			note := ""
+			if slices.Contains(t.Adopted, v) {
+				note = " (adopted: not published by certsync and not wanted)"
+			}
+			fmt.Fprintf(w, "  %s:\t- %s%s\n", t.Target, describeValue(t.Target, v), note)
+		}
+		for _, v := range t.Adopted {
+			if !slices.Contains(t.Change.Remove, v) {
+				fmt.Fprintf(w, "  %s:\t= %s (adopted: certsync owns it from now on)\n", t.Target, describeValue(t.Target, v))
+			}
 		}
 		for _, v := range t.Change.Unowned {
-			fmt.Fprintf(w, "  %s:\t= %s (not published by certsync: kept)\n", t.Target, v)
+			fmt.Fprintf(w, "  %s:\t= %s (not published by certsync: kept)\n", t.Target, describeValue(t.Target, v))
 		}
 		for _, v := range t.Change.Dropped {
-			fmt.Fprintf(w, "  %s:\t! %s (left out: the target holds at most this many values)\n", t.Target, v)
+			fmt.Fprintf(w, "  %s:\t! %s (left out: the target holds at most this many values)\n", t.Target, describeValue(t.Target, v))
 		}
 		switch st := targetStatus(t); {
 		case st == statusFailed:
@@ -291,6 +318,24 @@ func writeRejected(w io.Writer, r mapping.Rejection) {
 		serial = "  serial " + r.Serial
 	}
 	fmt.Fprintf(w, "  rejected:\t%s%s  sha256 %s  [%s] %s: %s\n", subject, serial, short(r.SHA256), r.Attribute, r.Code, r.Reason)
+}
+
+// describeValue shows a value for people. Exchange values are whole
+// certificates (base64 DER): they are shown by subject, serial and hash.
+func describeValue(target, v string) string {
+	if !strings.HasPrefix(target, "exchange.") {
+		return v
+	}
+	der, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return short(v) + " (not base64)"
+	}
+	sum := sha256.Sum256(der)
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "(not a certificate)  sha256 " + short(hex.EncodeToString(sum[:]))
+	}
+	return fmt.Sprintf("%s  serial %s  sha256 %s", c.Subject, strings.ToUpper(c.SerialNumber.Text(16)), short(hex.EncodeToString(sum[:])))
 }
 
 func plural(n int, noun string) string {

@@ -54,13 +54,16 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	var lastReconcile time.Time
 	return agent.Loop(ctx, cfg.Schedule.Interval, time.Hour, func(ctx context.Context) error {
 		reconcile := time.Since(lastReconcile) >= reconcileEvery
-		plan, err := p.runPass(ctx, passOptions{reconcile: reconcile})
+		// A reconciling pass reads every user; the others read only what
+		// changed, with a full read when schedule.fullInterval says.
+		plan, err := p.runPass(ctx, passOptions{reconcile: reconcile, incremental: !reconcile})
 		if err == nil && reconcile {
 			lastReconcile = time.Now()
 		}
 		if plan != nil {
 			s := plan.Stats
-			log.Info("pass summary", zap.Int("usersRead", s.UsersRead), zap.Int("usersChanged", s.UsersChanged),
+			log.Info("pass summary", zap.String("mode", plan.Mode), zap.String("fullReason", plan.FullReason),
+				zap.Int("ldapOperations", s.LDAPOperations), zap.Int("usersRead", s.UsersRead), zap.Int("usersChanged", s.UsersChanged),
 				zap.Int("valuesAdded", s.ValuesAdded), zap.Int("valuesRemoved", s.ValuesRemoved),
 				zap.Int("usersUnmatched", s.UsersUnmatched), zap.Int("usersFailed", s.UsersFailed),
 				zap.Int("certificatesRejected", s.CertificatesRejected))

@@ -23,6 +23,7 @@ type syncOptions struct {
 	detailedExitCode bool
 	allowDeletes     bool
 	reconcile        bool
+	incremental      bool
 }
 
 func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
@@ -33,6 +34,7 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 0 when nothing changes, 2 when changes are present or applied, 1 on error")
 	fs.BoolVar(&o.allowDeletes, "allow-deletes", false, "let this one pass exceed the deletion limit (safety.*)")
 	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
+	fs.BoolVar(&o.incremental, "incremental", false, "read only the users changed in the directory since the last pass, as `certsync run` does between full reads")
 }
 
 func newSyncCommand() *cobra.Command {
@@ -71,11 +73,14 @@ func runSync(ctx context.Context, cfg *config.Config, log *zap.Logger, o *syncOp
 		}
 		defer func() { _ = unlock() }()
 	}
+	if o.incremental && (o.user != "" || o.reconcile) {
+		return fmt.Errorf("--incremental cannot be combined with --user or --reconcile")
+	}
 	p, err := newPipeline(cfg, log)
 	if err != nil {
 		return err
 	}
-	plan, passErr := p.runPass(ctx, passOptions{dryRun: o.dryRun, user: o.user, allowDeletes: o.allowDeletes, reconcile: o.reconcile})
+	plan, passErr := p.runPass(ctx, passOptions{dryRun: o.dryRun, user: o.user, allowDeletes: o.allowDeletes, reconcile: o.reconcile, incremental: o.incremental})
 	if plan == nil {
 		return passErr
 	}

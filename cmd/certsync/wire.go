@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -67,6 +69,11 @@ type pipeline struct {
 	sinks  []agent.SinkSpec
 	policy mapping.Policy
 	ldap   ldapsrc.Config
+	// fingerprint changes whenever what decides a user's values changes,
+	// so that a change-tracking watermark from before is not trusted.
+	fingerprint string
+	// crls keeps the CRLs between the passes of `certsync run`.
+	crls agent.CRLCache
 }
 
 func newPipeline(cfg *config.Config, log *zap.Logger) (*pipeline, error) {
@@ -81,6 +88,7 @@ func newPipeline(cfg *config.Config, log *zap.Logger) (*pipeline, error) {
 	if p.sinks, err = buildSinks(cfg, log); err != nil {
 		return nil, err
 	}
+	p.fingerprint = fingerprint(cfg, p.policy, p.ldap)
 	return p, nil
 }
 
@@ -95,14 +103,21 @@ func buildPolicy(cfg *config.Config) (mapping.Policy, error) {
 		ExtKeyUsages:    cfg.ExtKeyUsageList(),
 		SkipExpired:     *cfg.Policy.SkipExpired,
 		MaxCertificates: cfg.Policy.MaxCertificates,
+		// The revocation set itself is read from the directory by the
+		// agent at each pass (and kept until the CAs publish again).
+		CheckRevocation:       cfg.Policy.CheckRevocation,
+		RevocationUnavailable: cfg.Policy.RevocationUnavailable,
 	}, nil
 }
 
 func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 	s := cfg.Source
-	pw, err := cfg.LDAPPassword()
-	if err != nil {
-		return ldapsrc.Config{}, err
+	var pw config.Secret
+	var err error
+	if s.Bind.Method == "simple" {
+		if pw, err = cfg.LDAPPassword(); err != nil {
+			return ldapsrc.Config{}, err
+		}
 	}
 	var roots *x509.CertPool
 	if s.TLS.CAFile != "" {
@@ -111,26 +126,37 @@ func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 		}
 	}
 	ids := []string{"mail", "userPrincipalName", "sAMAccountName", "uid"}
-	if m := cfg.Cloud.Match.SourceAttribute; !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, m) }) {
-		ids = append(ids, m)
+	matches := []string{cfg.Cloud.Match.SourceAttribute}
+	certAttrs := []string{mapping.AttrUserCertificate, mapping.AttrUserSMIMECertificate}
+	if cfg.Cloud.Exchange.Enabled {
+		matches = append(matches, cfg.Cloud.Exchange.Match.SourceAttribute)
+		for _, a := range slices.Sorted(maps.Keys(cfg.Cloud.Exchange.Mapping)) {
+			if !slices.ContainsFunc(certAttrs, func(c string) bool { return strings.EqualFold(c, a) }) {
+				certAttrs = append(certAttrs, a)
+			}
+		}
+	}
+	for _, m := range matches {
+		if !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, m) }) {
+			ids = append(ids, m)
+		}
 	}
 	return ldapsrc.Config{
-		URL:                s.URL,
-		BaseDN:             s.BaseDN,
-		Filter:             s.Filter,
-		AnchorAttribute:    s.AnchorAttribute,
-		IdentityAttributes: ids,
-		PageSize:           s.PageSize,
-		Bind:               ldapsrc.Bind{Method: s.Bind.Method, Username: s.Bind.Username, Password: pw.Reveal()},
-		TLS:                ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},
+		URL:                   s.URL,
+		BaseDN:                s.BaseDN,
+		Filter:                s.Filter,
+		AnchorAttribute:       s.AnchorAttribute,
+		IdentityAttributes:    ids,
+		CertificateAttributes: certAttrs,
+		PageSize:              s.PageSize,
+		ChangeTracking:        s.ChangeTracking,
+		Bind:                  ldapsrc.Bind{Method: s.Bind.Method, Username: s.Bind.Username, Password: pw.Reveal()},
+		TLS:                   ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},
 	}, nil
 }
 
 func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
 	cl := cfg.Cloud
-	if !cl.CertificateUserIDs.On() {
-		return nil, fmt.Errorf("cloud.certificateUserIds.enabled is false and no other cloud target is configured")
-	}
 	var roots *x509.CertPool
 	if cl.CAFile != "" {
 		// Added to the system's roots, not instead of them: the file may
@@ -165,33 +191,81 @@ func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
 		}
 		cc.CertificatePEM = pem
 	}
+	// One credential for both services: it caches a token per resource.
 	cred, err := cloudsink.NewCredential(cc)
 	if err != nil {
 		return nil, fmt.Errorf("cloud.credential: %w", err)
 	}
-	graph, err := cloudsink.NewGraph(cloudsink.GraphConfig{
-		Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots,
-	}, log.Named("graph"))
-	if err != nil {
-		return nil, fmt.Errorf("cloud: %w", err)
-	}
-	var kinds []mapping.BindingKind
-	for _, b := range cl.CertificateUserIDs.Bindings {
-		k, err := mapping.ParseBindingKind(b)
+	var specs []agent.SinkSpec
+	if cl.CertificateUserIDs.On() {
+		graph, err := cloudsink.NewGraph(cloudsink.GraphConfig{
+			Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots,
+		}, log.Named("graph"))
 		if err != nil {
-			return nil, fmt.Errorf("cloud.certificateUserIds.bindings: %w", err)
+			return nil, fmt.Errorf("cloud: %w", err)
 		}
-		kinds = append(kinds, k)
-	}
-	return []agent.SinkSpec{{
-		Sink:  graph,
-		Match: agent.Match{SourceAttribute: cl.Match.SourceAttribute, CloudProperty: cl.Match.CloudProperty},
-		Desired: map[string]func(mapping.Evaluation) []string{
-			cloudsink.TargetCertificateUserIDs: func(ev mapping.Evaluation) []string {
-				return mapping.CertificateUserIDs(ev.Accepted, kinds)
+		var kinds []mapping.BindingKind
+		for _, b := range cl.CertificateUserIDs.Bindings {
+			k, err := mapping.ParseBindingKind(b)
+			if err != nil {
+				return nil, fmt.Errorf("cloud.certificateUserIds.bindings: %w", err)
+			}
+			kinds = append(kinds, k)
+		}
+		specs = append(specs, agent.SinkSpec{
+			Sink:  graph,
+			Match: agent.Match{SourceAttribute: cl.Match.SourceAttribute, CloudProperty: cl.Match.CloudProperty},
+			Desired: map[string]func(mapping.Evaluation) []string{
+				cloudsink.TargetCertificateUserIDs: func(ev mapping.Evaluation) []string {
+					return mapping.CertificateUserIDs(ev.Accepted, kinds)
+				},
 			},
-		},
-	}}, nil
+		})
+	}
+	if x := cl.Exchange; x.Enabled {
+		exo, err := cloudsink.NewExchange(cloudsink.ExchangeConfig{
+			Environment: cl.Environment, Endpoint: x.Endpoint, TenantID: cl.TenantID, Credential: cred, RootCAs: roots,
+		}, log.Named("exchange"))
+		if err != nil {
+			return nil, fmt.Errorf("cloud.exchange: %w", err)
+		}
+		specs = append(specs, agent.SinkSpec{
+			Sink:          exo,
+			Match:         agent.Match{SourceAttribute: x.Match.SourceAttribute, CloudProperty: x.Match.CloudProperty},
+			AdoptExisting: x.AdoptExisting,
+			Desired: map[string]func(mapping.Evaluation) []string{
+				cloudsink.TargetUserCertificate:      mailboxValues(x.Mapping, config.MailboxUserCertificate),
+				cloudsink.TargetUserSMimeCertificate: mailboxValues(x.Mapping, config.MailboxUserSMimeCertificate),
+			},
+		})
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("no cloud target is enabled (cloud.certificateUserIds, cloud.exchange)")
+	}
+	return specs, nil
+}
+
+// mailboxValues renders the accepted certificates found in the LDAP
+// attributes that feed one mailbox attribute, newest first (the order
+// Evaluate keeps), as the Exchange sink's values: base64 of the DER. The
+// sink's limit of 15 is applied by the plan, which reports what it leaves
+// out.
+func mailboxValues(feeds map[string]string, mailboxAttr string) func(mapping.Evaluation) []string {
+	var sources []string
+	for ldapAttr, box := range feeds {
+		if box == mailboxAttr {
+			sources = append(sources, strings.ToLower(ldapAttr))
+		}
+	}
+	return func(ev mapping.Evaluation) []string {
+		var out []string
+		for _, c := range ev.Accepted {
+			if slices.ContainsFunc(c.Attributes, func(a string) bool { return slices.Contains(sources, strings.ToLower(a)) }) {
+				out = append(out, base64.StdEncoding.EncodeToString(c.Cert.Raw))
+			}
+		}
+		return out
+	}
 }
 
 // passOptions say what one pass does.
@@ -200,6 +274,7 @@ type passOptions struct {
 	user         string
 	allowDeletes bool
 	reconcile    bool
+	incremental  bool
 }
 
 // runPass opens the directory and the state file, plans, and (unless dry
@@ -219,12 +294,14 @@ func (p *pipeline) runPass(ctx context.Context, o passOptions) (*agent.Plan, err
 	defer src.Close()
 	a, err := agent.New(agent.Options{
 		Source: src, Store: store, Sinks: p.sinks, Policy: p.policy, Log: p.log,
-		Safety: agent.Safety{MaxDeletes: *p.cfg.Safety.MaxDeletes, MaxDeletePercent: *p.cfg.Safety.MaxDeletePercent},
+		Safety:   agent.Safety{MaxDeletes: *p.cfg.Safety.MaxDeletes, MaxDeletePercent: *p.cfg.Safety.MaxDeletePercent},
+		Tracking: agent.Tracking{Fingerprint: p.fingerprint, FullInterval: p.cfg.Schedule.FullInterval},
+		CRLs:     &p.crls,
 	})
 	if err != nil {
 		return nil, err
 	}
-	po := agent.PlanOptions{User: o.user, Reconcile: o.reconcile}
+	po := agent.PlanOptions{User: o.user, Reconcile: o.reconcile, Incremental: o.incremental}
 	plan, err := a.Plan(ctx, po)
 	if err != nil {
 		if !o.dryRun {
@@ -255,12 +332,20 @@ func (l *lazySource) get(ctx context.Context) (*ldapsrc.Source, error) {
 	return l.src, nil
 }
 
-func (l *lazySource) Users(ctx context.Context, fn func(mapping.SourceUser) error) (ldapsrc.Stats, error) {
+func (l *lazySource) Read(ctx context.Context, req ldapsrc.ReadRequest, fn func(mapping.SourceUser) error) (ldapsrc.ReadResult, error) {
 	s, err := l.get(ctx)
 	if err != nil {
-		return ldapsrc.Stats{}, err
+		return ldapsrc.ReadResult{}, err
 	}
-	return s.Users(ctx, fn)
+	return s.Read(ctx, req, fn)
+}
+
+func (l *lazySource) CRLs(ctx context.Context, opts ldapsrc.CRLOptions) ([]ldapsrc.CRLEntry, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.CRLs(ctx, opts)
 }
 
 func (l *lazySource) FindUser(ctx context.Context, id string) (ldapsrc.FoundUser, error) {
@@ -297,6 +382,8 @@ func (emptyStore) Get(string) (state.Record, bool, error) { return state.Record{
 func (emptyStore) ForEach(func(state.Record) error) error { return nil }
 func (emptyStore) Count() (int, error)                    { return 0, nil }
 func (emptyStore) Update([]state.Record, []string) error  { return errDryRunWrite }
+func (emptyStore) Commit(state.Commit) error              { return errDryRunWrite }
+func (emptyStore) Meta(string, any) (bool, error)         { return false, nil }
 func (emptyStore) SetLastPass(state.PassSummary) error    { return errDryRunWrite }
 
 var errDryRunWrite = errors.New("state: a dry run writes nothing")

@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/ldapsrc"
+	"github.com/certsync/certsync/mapping"
+)
+
+// CRLSource is a Source that can also read the CRLs the issuing CAs
+// publish in the directory (ldapsrc.Source).
+type CRLSource interface {
+	CRLs(ctx context.Context, opts ldapsrc.CRLOptions) ([]ldapsrc.CRLEntry, error)
+}
+
+// CRLCache keeps the CRLs read from the directory between passes of one
+// agent, until the CAs are due to publish new ones. The zero value is
+// empty and ready.
+type CRLCache struct {
+	set    *mapping.RevocationSet
+	digest string // of the CRL values the set was built from
+	ok     bool   // the set is usable until RefreshAt
+}
+
+// revocation makes sure the policy's revocation set is current. It reads
+// the CRLs when there is none yet, when the CAs are due to publish, or
+// when the last read had problems. A read that fails leaves no set: each
+// certificate is then handled by policy.revocationUnavailable, never
+// silently passed.
+func (a *Agent) revocation(ctx context.Context, now time.Time) string {
+	if !a.policy.CheckRevocation {
+		return ""
+	}
+	c := a.crls
+	if c.ok && now.Before(c.set.RefreshAt()) {
+		a.policy.Revocation = c.set
+		return c.digest
+	}
+	src, ok := a.src.(CRLSource)
+	if !ok {
+		a.log.Warn("the directory source cannot read CRLs; every certificate is handled by policy.revocationUnavailable")
+		a.policy.Revocation = nil
+		return "no-crl-source"
+	}
+	entries, err := src.CRLs(ctx, ldapsrc.CRLOptions{})
+	if err != nil {
+		a.log.Warn("could not read the CRLs from the directory; certificates are handled by policy.revocationUnavailable",
+			zap.String("revocationUnavailable", a.policy.RevocationUnavailable), zap.Error(err))
+		*c = CRLCache{}
+		a.policy.Revocation = nil
+		return "unreadable"
+	}
+	crls := ldapsrc.MappingCRLs(entries)
+	set, problems := mapping.NewRevocationSet(crls, a.policy.IssuingCAs, now)
+	for _, p := range problems {
+		if p.Unavailable {
+			a.log.Warn("no usable CRL for an issuing CA", zap.String("ca", p.CA), zap.String("source", p.Source), zap.String("reason", p.Reason),
+				zap.String("revocationUnavailable", a.policy.RevocationUnavailable))
+		} else {
+			a.log.Info("CRL not used", zap.String("ca", p.CA), zap.String("source", p.Source), zap.String("reason", p.Reason))
+		}
+	}
+	*c = CRLCache{set: set, digest: crlDigest(crls), ok: len(problems) == 0 && !set.RefreshAt().IsZero()}
+	a.policy.Revocation = set
+	return c.digest
+}
+
+// crlDigest identifies a set of CRL values, whatever order they came in.
+func crlDigest(crls []mapping.CRL) string {
+	sums := make([]string, 0, len(crls))
+	for _, c := range crls {
+		s := sha256.Sum256(c.DER)
+		sums = append(sums, hex.EncodeToString(s[:]))
+	}
+	slices.Sort(sums)
+	h := sha256.New()
+	for _, s := range sums {
+		fmt.Fprintln(h, s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

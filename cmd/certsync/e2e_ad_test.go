@@ -1,0 +1,339 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/certsync/certsync/cloudsink/graphtest"
+	"github.com/certsync/certsync/ldapsrc/ldaptest"
+	"github.com/certsync/certsync/mapping/pkitest"
+)
+
+// These tests run the real binary against a real Samba AD domain
+// controller. Provisioning one takes seconds, so the package shares one;
+// each test keeps to its own users by a department value in its filter.
+
+var sharedDC struct {
+	once sync.Once
+	dc   *ldaptest.Samba
+	dir  string
+	err  error
+}
+
+// domainController returns the package's DC, provisioning it on first use.
+// A DC that does not come up fails the test: it is never skipped.
+func domainController(t testing.TB) *ldaptest.Samba {
+	t.Helper()
+	sharedDC.once.Do(func() {
+		sharedDC.dir, sharedDC.err = os.MkdirTemp("", "certsync-e2e-dc-")
+		if sharedDC.err == nil {
+			sharedDC.dc, sharedDC.err = ldaptest.LaunchSamba(sharedDC.dir, ldaptest.SambaOptions{})
+		}
+	})
+	if sharedDC.err != nil {
+		t.Fatalf("Samba AD DC: %v", sharedDC.err)
+	}
+	return sharedDC.dc
+}
+
+func stopSharedDC() {
+	if sharedDC.dc != nil {
+		_ = sharedDC.dc.Stop()
+	}
+	if sharedDC.dir != "" {
+		_ = os.RemoveAll(sharedDC.dir)
+	}
+}
+
+// adWorld is one test's users on the shared DC, their cloud twins, and a
+// configuration as an admin would write it for Active Directory: objectGUID
+// anchor, matched to onPremisesImmutableId.
+type adWorld struct {
+	*world
+	dc      *ldaptest.Samba
+	dept    string
+	dns     map[string]string   // name → DN
+	guids   map[string][]byte   // name → objectGUID
+	certs   map[string][][]byte // name → userCertificate values
+	bindYML string
+	extra   string
+}
+
+type adPerson struct {
+	name  string
+	certs int
+}
+
+func newADWorld(t *testing.T, dc *ldaptest.Samba, people []adPerson, bind, extra string) *adWorld {
+	t.Helper()
+	w := &adWorld{world: &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}, dc: dc,
+		dept: fmt.Sprintf("e2e-%d", time.Now().UnixNano()), dns: map[string]string{}, guids: map[string][]byte{}, certs: map[string][][]byte{}, bindYML: bind, extra: extra}
+	root, err := pkitest.NewRootCA("AD E2E Root CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.issuing, err = root.NewIntermediate("AD E2E Issuing CA"); err != nil {
+		t.Fatal(err)
+	}
+	var users []ldaptest.SambaUser
+	for _, p := range people {
+		u := ldaptest.SambaUser{Name: w.dept + "-" + p.name, Mail: p.name + "@" + w.dept + ".test",
+			Attributes: map[string][]string{"department": {w.dept}}}
+		for i := 0; i < p.certs; i++ {
+			u.UserCertificates = append(u.UserCertificates, w.leaf(p.name, time.Now().Add(-time.Duration(i+1)*time.Hour), false))
+		}
+		users = append(users, u)
+		w.certs[p.name] = u.UserCertificates
+	}
+	var cloud []graphtest.User
+	for i, a := range dc.AddUsers(t, users) {
+		name := people[i].name
+		w.dns[name], w.guids[name] = a.DN, a.GUID
+		cloud = append(cloud, graphtest.User{UserPrincipalName: name + "@" + w.dept + ".test", Mail: name + "@" + w.dept + ".test",
+			OnPremisesImmutableID: base64.StdEncoding.EncodeToString(a.GUID)})
+	}
+	if w.graph, err = graphtest.Start(graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.graph.Close() })
+	for _, u := range w.graph.Users() {
+		w.cloudIDs[strings.TrimSuffix(u.Mail, "@"+w.dept+".test")] = u.ID
+	}
+	files := map[string][]byte{
+		"issuing.pem":  pkitest.CertPEM(root.Cert, w.issuing.Cert),
+		"ldap-ca.pem":  dc.CAPEM,
+		"ldap-pw":      []byte(dc.AdminPassword),
+		"graph-ca.pem": w.graph.CAPEM(),
+		"secret":       []byte(w.graph.ClientSecret()),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(w.dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.cfg = filepath.Join(w.dir, "agent.yaml")
+	w.writeConfig(dc.URL)
+	return w
+}
+
+// writeConfig (re)writes the configuration for the DC at url.
+func (w *adWorld) writeConfig(url string) {
+	w.t.Helper()
+	bind := w.bindYML
+	if bind == "" {
+		bind = fmt.Sprintf(`{method: simple, username: "%s", passwordFile: ldap-pw}`, w.dc.AdminUser)
+	}
+	cfg := fmt.Sprintf(`source:
+  url: %s
+  baseDN: "%s"
+  filter: "(&(objectCategory=person)(objectClass=user)(department=%s))"
+  bind: %s
+  tls: {caFile: ldap-ca.pem, serverName: %s}
+cloud:
+  tenantID: "%s"
+  clientID: "%s"
+  credential: {method: secret, secretFile: secret}
+  graphEndpoint: "%s"
+  authorityHost: "%s/"
+  caFile: graph-ca.pem
+policy:
+  issuingCAFile: issuing.pem
+state: {path: state/state.db}
+log: {level: warn, format: json}
+%s`, url, w.dc.BaseDN, w.dept, bind, w.dc.ServerName, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), w.extra)
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *adWorld) certOf(name string) []byte { return w.certs[name][0] }
+
+func (w *adWorld) newCert(name string) []byte {
+	return w.leaf(name, time.Now().Add(-time.Minute), false)
+}
+
+func TestADIncrementalPasses(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"ann", 1}, {"ben", 1}, {"cat", 1}}, "", "")
+
+	r := w.syncJSON(0, "--incremental")
+	if r.Mode != "full" || !strings.Contains(r.FullReason, "no change-tracking watermark") || r.Summary.UsersChanged != 3 {
+		t.Fatalf("first pass: mode %s (%q), %d changed; want a full read publishing 3 users", r.Mode, r.FullReason, r.Summary.UsersChanged)
+	}
+	if got := w.cloudValues("ann"); len(got) != 1 {
+		t.Fatalf("ann in the cloud: %v", got)
+	}
+
+	// Nothing changed: no full search, no cloud request, a handful of
+	// LDAP operations.
+	w.graph.ResetRequests()
+	r = w.syncJSON(0, "--incremental")
+	if r.Mode != "incremental" || r.Summary.UsersRead != 0 || len(w.graph.Requests()) != 0 {
+		t.Fatalf("no-change pass: mode %s (%q), %d users read, %d cloud requests; want incremental, 0, 0", r.Mode, r.FullReason, r.Summary.UsersRead, len(w.graph.Requests()))
+	}
+	if ops := r.Summary.LDAPOperations; ops == 0 || ops > 5 {
+		t.Fatalf("no-change pass cost %d LDAP operations, want a handful", ops)
+	}
+
+	// One certificate replaced: exactly that user is read and written once.
+	fresh := w.newCert("ben")
+	dc.SetCertificates(t, w.dns["ben"], "userCertificate", [][]byte{fresh})
+	w.graph.ResetRequests()
+	r = w.syncJSON(0, "--incremental")
+	if n, users := w.patches(); r.Mode != "incremental" || r.Summary.UsersRead != 1 || n != 1 || len(users) != 1 {
+		t.Fatalf("change pass: mode %s, %d users read, %d PATCH to %v; want incremental, 1, 1", r.Mode, r.Summary.UsersRead, n, users)
+	}
+	if got, want := w.cloudValues("ben"), skiValues(t, fresh); len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("ben in the cloud: %v, want %v", got, want)
+	}
+
+	// A deleted user: an incremental uSNChanged read cannot see it; the
+	// next full read withdraws its values.
+	dc.DeleteUser(t, w.dns["cat"])
+	r = w.syncJSON(0, "--incremental")
+	if r.Mode != "incremental" || len(w.cloudValues("cat")) != 1 {
+		t.Fatalf("usn pass after a delete: mode %s, cat has %v; want incremental and cat untouched", r.Mode, w.cloudValues("cat"))
+	}
+	r = w.syncJSON(0)
+	if r.Mode != "full" || r.Summary.UsersRemoving != 1 || len(w.cloudValues("cat")) != 0 {
+		t.Fatalf("full pass after a delete: mode %s, %d removing, cat has %v", r.Mode, r.Summary.UsersRemoving, w.cloudValues("cat"))
+	}
+	if len(w.cloudValues("ann")) != 1 || len(w.cloudValues("ben")) != 1 {
+		t.Fatal("the full pass touched users still in the directory")
+	}
+}
+
+func TestADDirSyncReportsDeletions(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"dan", 1}, {"eve", 1}}, "", "")
+	raw, err := os.ReadFile(w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.cfg, []byte(strings.Replace(string(raw), "  bind:", "  changeTracking: dirsync\n  bind:", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.syncJSON(0, "--incremental"); r.Mode != "full" || r.Summary.UsersChanged != 2 {
+		t.Fatalf("first pass: mode %s, %d changed", r.Mode, r.Summary.UsersChanged)
+	}
+	dc.DeleteUser(t, w.dns["eve"])
+	r := w.syncJSON(0, "--incremental")
+	if r.Mode != "incremental" || r.Summary.UsersRemoving != 1 || len(w.cloudValues("eve")) != 0 {
+		t.Fatalf("dirsync pass after a delete: mode %s (%q), %d removing, eve has %v; want incremental withdrawing eve's value",
+			r.Mode, r.FullReason, r.Summary.UsersRemoving, w.cloudValues("eve"))
+	}
+	if len(w.cloudValues("dan")) != 1 {
+		t.Fatal("dan lost his value")
+	}
+}
+
+// A DC restored from backup keeps its name but gets a new invocationId;
+// a second DC provisioned with the same name is exactly that.
+func TestADRestoredDCForcesFullRead(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"fay", 1}}, "", "")
+	w.syncJSON(0, "--incremental")
+	if r := w.syncJSON(0, "--incremental"); r.Mode != "incremental" {
+		t.Fatalf("second pass: mode %s (%q), want incremental", r.Mode, r.FullReason)
+	}
+	restored := ldaptest.StartSamba(t, ldaptest.SambaOptions{})
+	if err := os.WriteFile(filepath.Join(w.dir, "ldap-ca.pem"), append(append([]byte{}, dc.CAPEM...), restored.CAPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "ldap-pw"), []byte(restored.AdminPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.writeConfig(restored.URL)
+	// The restored DC does not have fay, so the full read plans to
+	// withdraw her value; the plan says why it read everything.
+	r := w.syncJSON(0, "--incremental", "--dry-run")
+	if r.Mode != "full" || !strings.Contains(r.FullReason, "invocationId") {
+		t.Fatalf("pass against the restored DC: mode %s, reason %q; want a full read naming the invocationId", r.Mode, r.FullReason)
+	}
+}
+
+// publishCRL writes crl to a cRLDistributionPoint object of the DC's
+// configuration partition, where ADCS publishes it.
+func (w *adWorld) publishCRL(caName string, crl []byte) {
+	w.t.Helper()
+	admin := w.dc.Admin(w.t)
+	host := "CN=" + w.dept + ",CN=CDP,CN=Public Key Services,CN=Services," + w.dc.ConfigDN
+	if err := admin.Add(&ldap.AddRequest{DN: host, Attributes: []ldap.Attribute{{Type: "objectClass", Vals: []string{"container"}}}}); err != nil &&
+		!ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+		w.t.Fatalf("add %s: %v", host, err)
+	}
+	dn := "CN=" + caName + "," + host
+	err := admin.Add(&ldap.AddRequest{DN: dn, Attributes: []ldap.Attribute{
+		{Type: "objectClass", Vals: []string{"cRLDistributionPoint"}},
+		{Type: "certificateRevocationList", Vals: []string{string(crl)}},
+	}})
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+		req := ldap.NewModifyRequest(dn, nil)
+		req.Replace("certificateRevocationList", []string{string(crl)})
+		err = admin.Modify(req)
+	}
+	if err != nil {
+		w.t.Fatalf("publish CRL at %s: %v", dn, err)
+	}
+}
+
+func TestADRevokedCertificateRejected(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"gus", 1}, {"hal", 1}}, "", "")
+	raw, err := os.ReadFile(w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.cfg, []byte(strings.Replace(string(raw), "  issuingCAFile: issuing.pem", "  issuingCAFile: issuing.pem\n  checkRevocation: true", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Other tests' CAs publish their CRLs to the same DC: a CA without a
+	// CRL is handled by revocationUnavailable (keep), with a warning.
+	r := w.syncJSON(0, "--incremental")
+	if r.Summary.UsersChanged != 2 {
+		t.Fatalf("first pass: %d users changed, want 2", r.Summary.UsersChanged)
+	}
+	for _, u := range r.Users {
+		if len(u.Accepted) != 1 || len(u.Accepted[0].Warnings) == 0 {
+			t.Fatalf("%s: accepted %+v; want its certificate kept with a warning that no CRL was found", u.Name, u.Accepted)
+		}
+	}
+
+	gus, err := x509.ParseCertificate(w.certOf("gus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := w.issuing.CRL(pkitest.CRLOptions{Number: 2, Revoked: []pkitest.Revoked{{Serial: gus.SerialNumber, Reason: pkitest.ReasonKeyCompromise}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.publishCRL(w.issuing.Cert.Subject.CommonName, crl)
+
+	// No user changed in the directory, but the CRL did: the pass reads
+	// everyone again and withdraws the revoked certificate.
+	r = w.syncJSON(0, "--incremental")
+	if r.Mode != "full" || !strings.Contains(r.FullReason, "CRL") {
+		t.Fatalf("pass after a new CRL: mode %s (%q); want a full read because of the CRL", r.Mode, r.FullReason)
+	}
+	var rejected *jsonRejected
+	for _, u := range r.Users {
+		if u.Name == "gus@"+w.dept+".test" && len(u.Rejected) == 1 {
+			rejected = &u.Rejected[0]
+		}
+	}
+	if rejected == nil || rejected.Code != "revoked" || !strings.Contains(rejected.Reason, "keyCompromise") {
+		t.Fatalf("gus's certificate: %+v; want it rejected as revoked (keyCompromise)", rejected)
+	}
+	if len(w.cloudValues("gus")) != 0 || len(w.cloudValues("hal")) != 1 {
+		t.Fatalf("cloud: gus %v, hal %v; want gus's value withdrawn and hal's kept", w.cloudValues("gus"), w.cloudValues("hal"))
+	}
+}
