@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 
 	var puts []state.Record
 	deletes := append([]string(nil), p.forget...)
-	for _, u := range p.Users {
+	for _, u := range slices.Concat(p.Users, p.quiet) {
 		rec, keep := u.finalRecord(a)
 		switch {
 		case keep && !u.sameAsBefore(rec):
@@ -152,12 +153,12 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 			}
 		case t.CloudID != "":
 			// Confirmed, or nothing to write: the diff's Owned is now true.
-			tr = state.TargetRecord{CloudID: t.CloudID, Values: t.Change.Owned}
+			tr = state.TargetRecord{CloudID: t.CloudID, Values: t.Change.Owned, Kept: intersect(t.Desired, t.Change.Unowned)}
 		case u.Departed:
 			// The cloud account is gone: nothing of ours is left there.
 			tr = state.TargetRecord{}
 		}
-		if len(tr.Values) == 0 && len(tr.Pending) == 0 {
+		if len(tr.Values) == 0 && len(tr.Pending) == 0 && len(tr.Kept) == 0 {
 			delete(rec.Targets, t.Target)
 		} else {
 			rec.Targets[t.Target] = tr

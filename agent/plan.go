@@ -38,6 +38,10 @@ type Plan struct {
 
 	// tracking is committed with the results; nil in user mode.
 	tracking *tracking
+	// quiet are users looked up in the cloud with nothing to show or
+	// write; their state may still have news (values found already in
+	// place), so Apply records them too.
+	quiet []*UserPlan
 
 	// forget lists anchors whose state records hold nothing certsync
 	// published and whose users the directory no longer returns.
@@ -300,6 +304,8 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	for _, up := range candidates {
 		if up.reportable(p.Mode) {
 			p.Users = append(p.Users, up)
+		} else {
+			p.quiet = append(p.quiet, up)
 		}
 	}
 	p.Users = append(p.Users, reportOnly...)
@@ -336,7 +342,7 @@ func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always
 		}
 		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, adopt: t.adopt, Desired: desired})
 		tr := rec.Targets[t.name]
-		if !mapping.SameSet(desired, tr.Values) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0 || t.adopt)) {
+		if !mapping.SameSet(desired, union(tr.Values, tr.Kept)) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0 || t.adopt)) {
 			candidate = true
 		}
 	}

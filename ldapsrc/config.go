@@ -49,12 +49,34 @@ type Config struct {
 	OpTimeout time.Duration
 }
 
-// Bind is how certsync authenticates to the directory.
+// Bind is how certsync authenticates to the directory. Either way the
+// connection is TLS first (LDAPS or StartTLS).
 type Bind struct {
-	// Method is "simple" (the default); "gssapi" comes later.
-	Method   string
+	// Method is "simple" (the default) or "gssapi" (Kerberos).
+	Method string
+	// Username is, for simple, the bind DN or UPN. For gssapi it is the
+	// client principal (svc-certsync or svc-certsync@EXAMPLE.COM); required
+	// with a keytab, otherwise it may stay empty to use whoever the
+	// credential cache (or, on Windows, the service's logon) holds.
 	Username string
+	// Password is for simple binds only.
 	Password string
+	// Keytab is the keytab file of the gssapi principal. Empty: the
+	// credential cache (CCache) on Unix, the process's own logon (SSPI) on
+	// Windows.
+	Keytab string
+	// CCache is the credential cache read when there is no keytab; default
+	// $KRB5CCNAME, then /tmp/krb5cc_<uid>. FILE: caches only.
+	CCache string
+	// Realm is the principal's realm; default the one in Username, then
+	// krb5.conf's default_realm.
+	Realm string
+	// SPN is the directory's service principal; default
+	// ldap/<TLS server name> (the URL's host unless tls.serverName is set).
+	SPN string
+	// Krb5Conf is the Kerberos configuration (realms, KDCs); default
+	// $KRB5_CONFIG, then /etc/krb5.conf. Not needed with SSPI.
+	Krb5Conf string
 }
 
 // String leaves the password out, so a Bind or Config printed with %v
@@ -64,7 +86,11 @@ func (b Bind) String() string {
 	if b.Password != "" {
 		pw = "<redacted>"
 	}
-	return fmt.Sprintf("{Method:%s Username:%s Password:%s}", b.Method, b.Username, pw)
+	if b.Method != bindGSSAPI {
+		return fmt.Sprintf("{Method:%s Username:%s Password:%s}", b.Method, b.Username, pw)
+	}
+	return fmt.Sprintf("{Method:%s Username:%s Password:%s Keytab:%s CCache:%s Realm:%s SPN:%s Krb5Conf:%s}",
+		b.Method, b.Username, pw, b.Keytab, b.CCache, b.Realm, b.SPN, b.Krb5Conf)
 }
 
 // GoString keeps %#v from printing the password too.
@@ -87,6 +113,7 @@ const (
 	defaultDialTimeout = 10 * time.Second
 	defaultOpTimeout   = 2 * time.Minute
 	bindSimple         = "simple"
+	bindGSSAPI         = "gssapi"
 )
 
 func defaultIdentityAttributes() []string {
@@ -173,20 +200,14 @@ func (c Config) withDefaults() (Config, endpoint, error) {
 	if c.OpTimeout <= 0 {
 		c.OpTimeout = defaultOpTimeout
 	}
-	if c.Bind.Method == "" {
-		c.Bind.Method = bindSimple
-	}
-	if !strings.EqualFold(c.Bind.Method, bindSimple) {
-		return c, ep, fmt.Errorf("ldapsrc: config: bind method %q is not supported (simple)", c.Bind.Method)
-	}
-	c.Bind.Method = bindSimple
-	if c.Bind.Username == "" || c.Bind.Password == "" {
-		// An empty password would be an unauthenticated bind that many
-		// servers accept as anonymous: refuse it rather than read nothing.
-		return c, ep, fmt.Errorf("ldapsrc: config: simple bind needs a username and a password")
-	}
 	if c.TLS.ServerName == "" {
 		c.TLS.ServerName = ep.host
+	}
+	if c.Bind, err = c.Bind.withDefaults(c.TLS.ServerName); err != nil {
+		return c, ep, err
+	}
+	if c.ChangeTracking, err = normalizeTracking(c); err != nil {
+		return c, ep, err
 	}
 	return c, ep, nil
 }

@@ -45,7 +45,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no anchor", func(c *Config) { c.AnchorAttribute = "" }, "anchorAttribute is required"},
 		{"option in name", func(c *Config) { c.CertificateAttributes = []string{"userCertificate;binary"} }, "without options"},
 		{"negative page", func(c *Config) { c.PageSize = -1 }, "pageSize -1"},
-		{"gssapi", func(c *Config) { c.Bind.Method = "gssapi" }, `bind method "gssapi"`},
+		{"unknown bind method", func(c *Config) { c.Bind.Method = "ntlm" }, `bind method "ntlm" is not supported (simple or gssapi)`},
 		{"empty password", func(c *Config) { c.Bind.Password = "" }, "needs a username and a password"},
 	}
 	for _, tc := range tests {

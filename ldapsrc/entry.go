@@ -139,3 +139,16 @@ func (c converter) anchorValue(v []byte) (string, error) {
 	}
 	return base64.StdEncoding.EncodeToString(v), nil
 }
+
+// GUIDString renders an objectGUID anchor (the standard base64 of its 16
+// bytes) as the GUID string people know from Active Directory's tools,
+// e.g. "6f1d0b8c-3a2e-4c5b-9d7e-0123456789ab": the first three groups are
+// stored little-endian. ok is false when anchor is not a base64 GUID (an
+// entryUUID anchor is already text and is shown as it is).
+func GUIDString(anchor string) (string, bool) {
+	b, err := base64.StdEncoding.DecodeString(anchor)
+	if err != nil || len(b) != guidLen {
+		return "", false
+	}
+	return formatGUID(b), true
+}

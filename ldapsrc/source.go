@@ -3,6 +3,7 @@ package ldapsrc
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -115,14 +116,16 @@ func (s *Source) connect(ctx context.Context) (*ldap.Conn, error) {
 	conn := ldap.NewConn(tlsConn, true)
 	conn.Start()
 	conn.SetTimeout(s.cfg.OpTimeout)
-	if err := s.bind(ctx, conn); err != nil {
+	st := tlsConn.ConnectionState()
+	who, err := s.bind(ctx, conn, st)
+	if err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
-	st := tlsConn.ConnectionState()
 	s.log.Info("ldapsrc: connected",
 		zap.String("url", s.cfg.URL),
-		zap.String("bindUser", s.cfg.Bind.Username),
+		zap.String("bindMethod", s.cfg.Bind.Method),
+		zap.String("bindUser", who),
 		zap.String("tls", tls.VersionName(st.Version)))
 	return conn, nil
 }
@@ -198,13 +201,20 @@ func ctxOr(ctx context.Context, err error) error {
 	return err
 }
 
-// bind authenticates. go-ldap's Bind takes no context, so the connection is
-// closed when ctx ends to get it back.
-func (s *Source) bind(ctx context.Context, conn *ldap.Conn) error {
+// bind authenticates and says as whom, for the log. go-ldap's binds take
+// no context, so the connection is closed when ctx ends to get them back.
+func (s *Source) bind(ctx context.Context, conn *ldap.Conn, st tls.ConnectionState) (string, error) {
+	if s.cfg.Bind.Method == bindGSSAPI {
+		var peer *x509.Certificate
+		if len(st.PeerCertificates) > 0 {
+			peer = st.PeerCertificates[0]
+		}
+		return s.bindGSSAPI(ctx, conn, peer)
+	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	if err := conn.Bind(s.cfg.Bind.Username, s.cfg.Bind.Password); err != nil {
-		return fmt.Errorf("ldapsrc: bind as %s to %s: %w", s.cfg.Bind.Username, s.cfg.URL, ctxOr(ctx, err))
+		return s.cfg.Bind.Username, fmt.Errorf("ldapsrc: bind as %s to %s: %w", s.cfg.Bind.Username, s.cfg.URL, ctxOr(ctx, err))
 	}
-	return nil
+	return s.cfg.Bind.Username, nil
 }

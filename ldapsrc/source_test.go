@@ -128,7 +128,7 @@ func testPaging(t *testing.T, srv server) {
 			cfg := srv.config()
 			cfg.PageSize = tc.pageSize
 			got, st := readAll(t, srv.open(t, cfg))
-			want := ldapsrc.Stats{Entries: staff, Pages: tc.wantPages}
+			want := ldapsrc.Stats{Entries: staff, Pages: tc.wantPages, Operations: tc.wantPages}
 			if st != want {
 				t.Errorf("Stats %+v, want %+v", st, want)
 			}
@@ -209,7 +209,7 @@ func testAnchor(t *testing.T, srv server) {
 	cfg := srv.config()
 	cfg.AnchorAttribute = "employeeNumber"
 	got, st := readAll(t, srv.open(t, cfg))
-	if want := (ldapsrc.Stats{Entries: staff, Pages: st.Pages, SkippedNoAnchor: 1}); st != want {
+	if want := (ldapsrc.Stats{Entries: staff, Pages: st.Pages, Operations: st.Pages, SkippedNoAnchor: 1}); st != want {
 		t.Errorf("Stats %+v, want %+v", st, want)
 	}
 	if _, ok := got[noNumber]; ok || len(got) != staff-1 {

@@ -37,7 +37,11 @@ const abandonTimeout = 5 * time.Second
 // counted, not passed.
 func (s *Source) Users(ctx context.Context, fn func(mapping.SourceUser) error) (Stats, error) {
 	var st Stats
-	err := s.readUsers(ctx, userQuery{base: s.cfg.BaseDN, filter: s.cfg.Filter, pageSize: s.cfg.PageSize}, &st, fn)
+	conn, err := s.connection(ctx)
+	if err != nil {
+		return st, err
+	}
+	err = s.readUsers(ctx, conn, userQuery{base: s.cfg.BaseDN, filter: s.cfg.Filter, pageSize: s.cfg.PageSize}, &st, fn)
 	return st, err
 }
 
@@ -49,10 +53,11 @@ type userQuery struct {
 	controls []ldap.Control // besides paging, e.g. Active Directory's domain scope
 }
 
-// readUsers runs q page by page, passing each user with an anchor to fn,
-// and adds what it saw and sent to st. Any error means the read is
-// incomplete.
-func (s *Source) readUsers(ctx context.Context, q userQuery, st *Stats, fn func(mapping.SourceUser) error) error {
+// readUsers runs q on conn page by page, passing each user with an anchor
+// to fn, and adds what it saw and sent to st. Any error means the read is
+// incomplete. conn is given, not redialled, so that a Read's watermark
+// and its search come from the same server.
+func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st *Stats, fn func(mapping.SourceUser) error) error {
 	startEntries, startPages := st.Entries, st.Pages
 	fail := func(err error) error {
 		return fmt.Errorf("ldapsrc: read users under %s from %s (%d entries, %d pages read): %w",
@@ -60,10 +65,6 @@ func (s *Source) readUsers(ctx context.Context, q userQuery, st *Stats, fn func(
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
-	}
-	conn, err := s.connection(ctx)
-	if err != nil {
-		return err
 	}
 	paging := ldap.NewControlPaging(uint32(q.pageSize))
 	controls := append([]ldap.Control{paging}, q.controls...)

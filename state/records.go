@@ -17,6 +17,10 @@ type TargetRecord struct {
 	CloudID string   // the cloud account the values were written to
 	Values  []string // values certsync published and the cloud confirmed (it owns them)
 	Pending []string // values certsync is about to write (recorded before the write, cleared after)
+	// Kept are values certsync wants that the cloud already held without
+	// certsync publishing them (put there by an admin or Entra Connect):
+	// not owned, but no reason to look the user up again.
+	Kept []string
 }
 
 // Record is everything the state file keeps about one directory user.
@@ -54,6 +58,7 @@ type targetV1 struct {
 	CloudID string   `json:"cloudId,omitempty"`
 	Values  []string `json:"values,omitempty"`
 	Pending []string `json:"pending,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
 }
 
 // problemKey occurs in a stored record exactly when Problem is not empty
@@ -82,7 +87,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		if !utf8.ValidString(t.CloudID) {
 			return nil, fmt.Errorf("target %s: cloud id %q is not valid UTF-8", name, t.CloudID)
 		}
-		for _, v := range slices.Concat(t.Values, t.Pending) {
+		for _, v := range slices.Concat(t.Values, t.Pending, t.Kept) {
 			if !utf8.ValidString(v) {
 				return nil, fmt.Errorf("target %s: value %q is not valid UTF-8", name, v)
 			}

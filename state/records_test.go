@@ -31,7 +31,7 @@ func TestRecordRoundTrip(t *testing.T) {
 					Values:  []string{"X509:<SKI>a1b2c3", "X509:<SHA1-PUKEY>d4e5f6"},
 					Pending: []string{"X509:<SKI>0707"},
 				},
-				"exo.userSMimeCertificate": {CloudID: "jane.doe@example.com", Values: []string{"MIIB..."}},
+				"exo.userSMimeCertificate": {CloudID: "jane.doe@example.com", Values: []string{"MIIB..."}, Kept: []string{"MIIC..."}},
 			},
 			Problem:   "cloud user not found",
 			ProblemAt: when,
@@ -186,6 +186,7 @@ func TestUpdateRefusesInvalidUTF8InOwnedValues(t *testing.T) {
 	}{
 		{"value", map[string]TargetRecord{"t": {Values: []string{"ok", bad}}}},
 		{"pending", map[string]TargetRecord{"t": {Pending: []string{bad}}}},
+		{"kept", map[string]TargetRecord{"t": {Kept: []string{bad}}}},
 		{"cloud id", map[string]TargetRecord{"t": {CloudID: "\xc3"}}},
 		{"target name", map[string]TargetRecord{"t\xc3": {}}},
 	}

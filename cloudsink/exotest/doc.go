@@ -5,7 +5,8 @@
 // graphtest server, so Graph, Exchange and the authority share one HTTPS
 // address, one test CA and one token endpoint, as they share one
 // credential in certsync; tokens issued for Graph are refused here and
-// the other way round.
+// the other way round. Tokens must carry Exchange.ManageAsApp in their
+// roles (Options.Roles configures what the app is granted).
 //
 // It is strict on purpose: unknown cmdlets and parameters, more than 15
 // values, values that are not base64 of an X.509 certificate, writes to a

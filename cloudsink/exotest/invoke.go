@@ -136,6 +136,10 @@ func (s *Server) authorize(h http.Header) (response, bool) {
 		return apiError(http.StatusUnauthorized, "InvalidAuthenticationToken", fmt.Sprintf("The access token's audience '%s' is not Exchange Online.", info.Resource)), false
 	case time.Now().After(info.Expires):
 		return apiError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token has expired."), false
+	case !slices.ContainsFunc(info.Roles, func(r string) bool { return strings.EqualFold(r, PermissionManageAsApp) }):
+		// Exchange's answer to a token without the role is not documented;
+		// the text is what its REST API said to such tokens.
+		return apiError(http.StatusUnauthorized, "InvalidAuthenticationToken", "The token contains no permissions, or permissions can not be understood."), false
 	}
 	return response{}, true
 }

@@ -73,6 +73,11 @@ type Options struct {
 	TenantDomain string
 	// Mailboxes are loaded at start.
 	Mailboxes []Mailbox
+	// Roles are the Office 365 Exchange Online application permissions
+	// granted to the app: the roles claim of Exchange tokens. Without
+	// Exchange.ManageAsApp, InvokeCommand answers 401. nil:
+	// Exchange.ManageAsApp; empty: none.
+	Roles []string
 	// Logger gets one debug line per request (nil: none).
 	Logger *zap.Logger
 }
@@ -125,6 +130,10 @@ type pageState struct {
 	key    string // the listing's cmdlet and parameters, which must not change
 }
 
+// PermissionManageAsApp is the application permission of Office 365
+// Exchange Online that app-only admin API calls need.
+const PermissionManageAsApp = "Exchange.ManageAsApp"
+
 // PathPrefix is where the emulator mounts.
 const PathPrefix = "/adminapi/"
 
@@ -147,7 +156,11 @@ func Mount(g *graphtest.Server, opts Options) (*Server, error) {
 	for _, m := range opts.Mailboxes {
 		s.addLocked(m)
 	}
-	if err := g.Mount(graphtest.Mount{PathPrefix: PathPrefix, Resources: Resources(), Handler: s}); err != nil {
+	roles := []string{PermissionManageAsApp}
+	if opts.Roles != nil {
+		roles = opts.Roles
+	}
+	if err := g.Mount(graphtest.Mount{PathPrefix: PathPrefix, Resources: Resources(), Roles: roles, Handler: s}); err != nil {
 		return nil, fmt.Errorf("exotest: %w", err)
 	}
 	return s, nil

@@ -33,6 +33,11 @@ type env struct {
 
 func start(t *testing.T, mailboxes ...Mailbox) *env {
 	t.Helper()
+	return startWith(t, Options{Mailboxes: mailboxes})
+}
+
+func startWith(t *testing.T, opts Options) *env {
+	t.Helper()
 	g, err := graphtest.Start(graphtest.Options{ClientSecret: secret, Logger: zaptest.NewLogger(t).Named("graph")})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +47,8 @@ func start(t *testing.T, mailboxes ...Mailbox) *env {
 			t.Error(err)
 		}
 	})
-	s, err := Mount(g, Options{Mailboxes: mailboxes, Logger: zaptest.NewLogger(t).Named("exchange")})
+	opts.Logger = zaptest.NewLogger(t).Named("exchange")
+	s, err := Mount(g, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

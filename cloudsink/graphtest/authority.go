@@ -128,10 +128,7 @@ func (s *Server) token(r *http.Request, body []byte) response {
 	default:
 		return entraError(http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 	}
-	tok := randomToken(32)
-	s.mu.Lock()
-	s.tokens[tok] = TokenInfo{Resource: resource, Expires: time.Now().Add(tokenLifetime)}
-	s.mu.Unlock()
+	tok := s.newAccessToken(resource, s.rolesFor(resource), assertion != "")
 	secs := int(tokenLifetime/time.Second) - 1
 	return jsonResponse(http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
@@ -282,20 +279,20 @@ func decodeSegment(seg string, v any) error {
 }
 
 // authorize checks the bearer token of a Graph request.
-func (s *Server) authorize(h http.Header) (response, bool) {
+func (s *Server) authorize(h http.Header) (TokenInfo, response, bool) {
 	auth := h.Get("Authorization")
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || strings.TrimSpace(tok) == "" {
-		return graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty.", h), false
+		return TokenInfo{}, graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty.", h), false
 	}
 	s.mu.Lock()
 	info, known := s.tokens[strings.TrimSpace(tok)]
 	s.mu.Unlock()
 	switch {
 	case !known || !isGraphResource(info.Resource, s.url):
-		return graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.", h), false
+		return TokenInfo{}, graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.", h), false
 	case time.Now().After(info.Expires):
-		return graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", h), false
+		return TokenInfo{}, graphError(http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", h), false
 	}
-	return response{}, true
+	return info, response{}, true
 }

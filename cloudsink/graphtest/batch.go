@@ -35,7 +35,7 @@ type batchResponseItem struct {
 // valid item runs as its own operation (fault knobs included) and gets its
 // own status. Responses come back in reverse order: Graph promises no
 // order, so clients must match them by id.
-func (s *Server) batch(r *http.Request, body []byte, gz bool) (response, string, []Request) {
+func (s *Server) batch(r *http.Request, body []byte, gz bool, perms TokenInfo) (response, string, []Request) {
 	s.mu.Lock()
 	s.batchSeq++
 	batchID := "batch-" + strconv.Itoa(s.batchSeq)
@@ -82,7 +82,7 @@ func (s *Server) batch(r *http.Request, body []byte, gz bool) (response, string,
 			if hasBody {
 				b = it.Body
 			}
-			resp = s.operate(op{method: strings.ToUpper(it.Method), path: path, rawQuery: rawQuery, header: h, body: b})
+			resp = s.operate(op{method: strings.ToUpper(it.Method), path: path, rawQuery: rawQuery, header: h, body: b, perms: perms})
 		}
 		item := batchResponseItem{ID: it.ID, Status: resp.status, Headers: map[string]string{}}
 		for k := range resp.header {

@@ -9,7 +9,13 @@
 // statuses, latency) drive the retry paths. Other services (exotest's
 // Exchange Online) mount on the same server and authority with Mount; each
 // access token remembers its resource, and Graph refuses tokens issued for
-// another service.
+// another service. Access tokens are JWT-shaped like Entra's v1.0 app-only
+// tokens (aud, tid, appid, roles, wids, exp), HMAC-signed by the emulator,
+// and recognized by lookup, so an edited or foreign token is refused. The
+// roles (Options.Roles, a mount's Roles) and directory roles
+// (Options.DirectoryRoles, SetDirectoryRoles) are configurable, and Graph
+// answers 403 Authorization_RequestDenied to reads and writes they do not
+// allow, so tests can build a tenant missing a permission.
 //
 // It serves tests and `certsync demo`, never the agent's own code paths. It
 // imports mapping/pkitest for its TLS certificates and must never import

@@ -19,7 +19,10 @@ type Mount struct {
 	// The token endpoint issues tokens for them, and Graph refuses those
 	// tokens, as it refuses any token for another audience.
 	Resources []string
-	Handler   http.Handler
+	// Roles are the service's application permissions granted to the app:
+	// the roles claim of tokens for Resources (e.g. Exchange.ManageAsApp).
+	Roles   []string
+	Handler http.Handler
 }
 
 // TokenInfo is what the token endpoint issued an access token for.
@@ -27,6 +30,9 @@ type TokenInfo struct {
 	// Resource is the scope's resource, lower-cased, without "/.default".
 	Resource string
 	Expires  time.Time
+	// Roles and DirectoryRoles are the token's roles and wids claims.
+	Roles          []string
+	DirectoryRoles []string
 }
 
 // Mount adds a service to the server. Requests under m.PathPrefix bypass
@@ -51,6 +57,7 @@ func (s *Server) Mount(m Mount) error {
 		}
 	}
 	m.Resources = append([]string(nil), m.Resources...)
+	m.Roles = append([]string(nil), m.Roles...)
 	s.mounts = append(s.mounts, m)
 	return nil
 }

@@ -49,6 +49,19 @@ type Options struct {
 	// ClientCertificates are the certificates registered on the app: client
 	// assertions must be signed by the key of one of them.
 	ClientCertificates []*x509.Certificate
+	// Roles are the Graph application permissions granted to the app (with
+	// admin consent): the roles claim of Graph tokens. Graph answers 403
+	// to reads without User.Read.All, User.ReadWrite.All or
+	// Directory.(Read|ReadWrite).All, and to writes without a ReadWrite
+	// one. nil: User.ReadWrite.All; empty: none.
+	Roles []string
+	// DirectoryRoles are the template IDs of the directory roles assigned
+	// to the app's service principal: the wids claim of every token.
+	// Writing certificateUserIds needs Privileged Authentication
+	// Administrator (or Global Administrator). nil: Privileged
+	// Authentication Administrator and Exchange Administrator; empty: none,
+	// and tokens carry no wids claim.
+	DirectoryRoles []string
 	// Users are loaded at start; empty IDs get fresh GUIDs.
 	Users []User
 	// Logger gets one debug line per request (nil: none).
@@ -75,6 +88,9 @@ type Request struct {
 type Server struct {
 	tenantID, clientID, clientSecret string
 	clientCerts                      []*x509.Certificate
+	servicePrincipalID               string
+	roles                            []string // Graph's roles claim
+	signingKey                       []byte
 
 	ca   *pkitest.CA
 	url  string
@@ -97,6 +113,8 @@ type Server struct {
 	requests   []Request
 	writes     int
 	batchSeq   int
+	// directoryRoles is the wids claim of tokens issued from now on.
+	directoryRoles []string
 
 	throttleN          int
 	throttleAfter      time.Duration
@@ -128,6 +146,16 @@ func Start(opts Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
+	}
+	s.servicePrincipalID = newGUID()
+	s.signingKey = []byte(randomToken(32))
+	s.roles = defaultRoles()
+	if opts.Roles != nil {
+		s.roles = append([]string{}, opts.Roles...)
+	}
+	s.directoryRoles = defaultDirectoryRoles()
+	if opts.DirectoryRoles != nil {
+		s.directoryRoles = append([]string{}, opts.DirectoryRoles...)
 	}
 	if s.tenantID == "" {
 		s.tenantID = newGUID()

@@ -27,6 +27,7 @@ type op struct {
 	rawQuery string
 	header   http.Header
 	body     []byte
+	perms    TokenInfo // the bearer token's grants
 }
 
 // pageState is what a $skiptoken stands for.
@@ -38,7 +39,8 @@ type pageState struct {
 // serveGraph answers /v1.0/...: the bearer token first, then $batch or one
 // operation. For a $batch it also returns the envelope ID and item log.
 func (s *Server) serveGraph(r *http.Request, body []byte, gz bool) (response, string, []Request) {
-	if resp, ok := s.authorize(r.Header); !ok {
+	perms, resp, ok := s.authorize(r.Header)
+	if !ok {
 		return resp, "", nil
 	}
 	rel := strings.TrimPrefix(r.URL.Path, "/v1.0")
@@ -46,9 +48,9 @@ func (s *Server) serveGraph(r *http.Request, body []byte, gz bool) (response, st
 		if r.Method != http.MethodPost {
 			return graphError(http.StatusMethodNotAllowed, "BadRequest", "$batch takes POST only.", r.Header), "", nil
 		}
-		return s.batch(r, body, gz)
+		return s.batch(r, body, gz, perms)
 	}
-	return s.operate(op{method: r.Method, path: rel, rawQuery: r.URL.RawQuery, header: r.Header, body: body}), "", nil
+	return s.operate(op{method: r.Method, path: rel, rawQuery: r.URL.RawQuery, header: r.Header, body: body, perms: perms}), "", nil
 }
 
 // injectFault spends one unit of the Throttle or Fail knob.
@@ -77,6 +79,9 @@ func (s *Server) operate(o op) response {
 	segs := strings.Split(strings.Trim(o.path, "/"), "/")
 	if !strings.EqualFold(segs[0], "users") || len(segs) > 2 {
 		return graphError(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", o.path), o.header)
+	}
+	if resp, ok := permitted(o); !ok {
+		return resp
 	}
 	switch {
 	case len(segs) == 1 && o.method == http.MethodGet:

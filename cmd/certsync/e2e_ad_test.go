@@ -337,3 +337,27 @@ func TestADRevokedCertificateRejected(t *testing.T) {
 		t.Fatalf("cloud: gus %v, hal %v; want gus's value withdrawn and hal's kept", w.cloudValues("gus"), w.cloudValues("hal"))
 	}
 }
+
+// An admin's Kerberos set-up: a service account, its keytab exported from
+// the DC, StartTLS, no password anywhere.
+func TestADKerberosBind(t *testing.T) {
+	dc := domainController(t)
+	svc := fmt.Sprintf("svc%d", time.Now().UnixNano()%1_000_000_000)
+	dc.AddUser(t, ldaptest.SambaUser{Name: svc, Password: "Svc-Passw0rd!" + svc})
+	keytab := dc.ExportKeytab(t, svc+"@"+dc.Realm)
+	bind := fmt.Sprintf(`{method: gssapi, username: "%s@%s", keytabFile: "%s", krb5ConfFile: "%s"}`, svc, dc.Realm, keytab, dc.Krb5Conf)
+	w := newADWorld(t, dc, []adPerson{{"ivy", 1}}, bind, "")
+	r := w.syncJSON(0)
+	if r.Summary.UsersRead != 1 || r.Summary.UsersChanged != 1 || len(w.cloudValues("ivy")) != 1 {
+		t.Fatalf("Kerberos pass: %+v, ivy has %v", r.Summary, w.cloudValues("ivy"))
+	}
+
+	// A keytab for another principal is a clear error naming the file.
+	other := fmt.Sprintf(`{method: gssapi, username: "nobody@%s", keytabFile: "%s", krb5ConfFile: "%s"}`, dc.Realm, keytab, dc.Krb5Conf)
+	w.bindYML = other
+	w.writeConfig(dc.URL)
+	code, _, errOut := w.run("sync", "--output", "json")
+	if code != 1 || !strings.Contains(errOut, keytab) || !strings.Contains(errOut, "nobody") {
+		t.Fatalf("wrong principal: exit %d, stderr %s; want exit 1 naming the keytab and the principal", code, errOut)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/certsync/certsync/cloudsink/exotest"
 	"github.com/certsync/certsync/cloudsink/graphtest"
 	"github.com/certsync/certsync/ldapsrc/ldaptest"
 	"github.com/certsync/certsync/mapping"
@@ -54,7 +55,11 @@ type world struct {
 	graph    *graphtest.Server
 	issuing  *pkitest.CA
 	foreign  *pkitest.CA
-	cloudIDs map[string]string // uid → cloud user id
+	cloudIDs map[string]string   // uid → cloud user id
+	exo      *exotest.Server     // nil unless withExchange
+	ldapCert map[string][][]byte // uid → userCertificate values
+	smime    map[string][][]byte // uid → certificates in userSMIMECertificate
+	boxIDs   map[string]string   // uid → mailbox ExternalDirectoryObjectId
 }
 
 type person struct {
@@ -63,21 +68,48 @@ type person struct {
 	expired bool // add an expired one too
 	inCloud bool
 	handID  string // a certificateUserIds value an admin added by hand
+
+	// Exchange side (withExchange).
+	smime     int  // valid certificates in userSMIMECertificate (Outlook's PKCS#7)
+	mailbox   bool // has a mailbox
+	boxCopies bool // the mailbox already holds the user's LDAP certificates (as Entra Connect left them)
+	boxOld    int  // certificates on the mailbox that are not in LDAP any more
+	boxSynced bool // the mailbox is still synced from on-premises
 }
 
 const e2eFilter = "(&(objectClass=inetOrgPerson)(mail=*))"
 
 // worldOption changes how newWorld sets up the cloud side.
-type worldOption int
+type worldOption func(*worldSetup)
+
+type worldSetup struct {
+	certCredential bool
+	exchange       string // "" none; else extra keys of cloud.exchange
+	graphOff       bool
+}
 
 // certificateCredential makes the app authenticate with a client
 // certificate (RSA, as azidentity requires) instead of a secret.
-const certificateCredential worldOption = 1
+func certificateCredential(s *worldSetup) { s.certCredential = true }
+
+// withExchange turns the Exchange target on, with extra keys for
+// cloud.exchange (e.g. "adoptExisting: true"), and mounts the Exchange
+// emulator beside Graph.
+func withExchange(extra string) worldOption {
+	return func(s *worldSetup) { s.exchange = "enabled: true, " + extra }
+}
+
+// withoutGraph turns the certificateUserIds target off.
+func withoutGraph(s *worldSetup) { s.graphOff = true }
 
 func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOption) *world {
 	t.Helper()
 	credential := "{method: secret, secretFile: secret}"
-	w := &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}
+	w := &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}, ldapCert: map[string][][]byte{}, smime: map[string][][]byte{}, boxIDs: map[string]string{}}
+	var setup worldSetup
+	for _, o := range opts {
+		o(&setup)
+	}
 	root, err := pkitest.NewRootCA("E2E Root CA")
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +130,20 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 		if p.expired {
 			lp.UserCertificates = append(lp.UserCertificates, w.leaf(p.uid, time.Now().AddDate(-2, 0, 0), true))
 		}
+		w.ldapCert[p.uid] = lp.UserCertificates
+		for i := 0; i < p.smime; i++ {
+			der := w.leaf(p.uid, time.Now().Add(-time.Duration(i+1)*time.Minute), false)
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, err := pkitest.DegeneratePKCS7(c, w.issuing.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lp.SMIMECertificates = append(lp.SMIMECertificates, blob)
+			w.smime[p.uid] = append(w.smime[p.uid], der)
+		}
 		seed.Write(ldaptest.PersonLDIF("ou=people,dc=example,dc=test", lp))
 		seed.WriteString("\n")
 		if p.inCloud {
@@ -110,8 +156,8 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 	}
 	w.slapd = ldaptest.StartSlapd(t, ldaptest.SlapdOptions{SeedLDIF: seed.Bytes()})
 	gopts := graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}
-	for _, o := range opts {
-		if o == certificateCredential {
+	{
+		if setup.certCredential {
 			appCert, appKey, err := root.Issue(pkitest.LeafOptions{CommonName: "certsync app", RSA: true, EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 			if err != nil {
 				t.Fatal(err)
@@ -133,6 +179,33 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 	t.Cleanup(func() { _ = w.graph.Close() })
 	for _, u := range w.graph.Users() {
 		w.cloudIDs[strings.TrimSuffix(u.Mail, "@example.test")] = u.ID
+	}
+	cloudExtra := ""
+	if setup.exchange != "" {
+		var boxes []exotest.Mailbox
+		for _, p := range people {
+			if !p.mailbox {
+				continue
+			}
+			m := exotest.Mailbox{UserPrincipalName: p.uid + "@example.test", IsDirSynced: p.boxSynced}
+			if p.boxCopies {
+				m.UserCertificate = append(m.UserCertificate, w.ldapCert[p.uid]...)
+			}
+			for i := 0; i < p.boxOld; i++ {
+				m.UserCertificate = append(m.UserCertificate, w.leaf(p.uid, time.Now().AddDate(0, -6, 0), false))
+			}
+			boxes = append(boxes, m)
+		}
+		if w.exo, err = exotest.Mount(w.graph, exotest.Options{Mailboxes: boxes}); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range w.exo.Mailboxes() {
+			w.boxIDs[strings.TrimSuffix(m.UserPrincipalName, "@example.test")] = m.ExternalDirectoryObjectID
+		}
+		cloudExtra += fmt.Sprintf("\n  exchange: {%s endpoint: \"%s\"}", setup.exchange, w.graph.URL())
+	}
+	if setup.graphOff {
+		cloudExtra += "\n  certificateUserIds: {enabled: false}"
 	}
 
 	files := map[string][]byte{
@@ -162,12 +235,12 @@ cloud:
   graphEndpoint: "%s"
   authorityHost: "%s/"
   caFile: graph-ca.pem
-  match: {sourceAttribute: mail, cloudProperty: mail}
+  match: {sourceAttribute: mail, cloudProperty: mail}%s
 policy:
   issuingCAFile: issuing.pem
 state: {path: state/state.db}
 log: {level: warn, format: json}
-%s`, w.slapd.URL, w.slapd.BaseDN, e2eFilter, w.slapd.AdminDN, w.graph.TenantID(), w.graph.ClientID(), credential, w.graph.URL(), w.graph.URL(), extraConfig)
+%s`, w.slapd.URL, w.slapd.BaseDN, e2eFilter, w.slapd.AdminDN, w.graph.TenantID(), w.graph.ClientID(), credential, w.graph.URL(), w.graph.URL(), cloudExtra, extraConfig)
 	w.cfg = filepath.Join(w.dir, "agent.yaml")
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -150,8 +150,9 @@ func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 		CertificateAttributes: certAttrs,
 		PageSize:              s.PageSize,
 		ChangeTracking:        s.ChangeTracking,
-		Bind:                  ldapsrc.Bind{Method: s.Bind.Method, Username: s.Bind.Username, Password: pw.Reveal()},
-		TLS:                   ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},
+		Bind: ldapsrc.Bind{Method: s.Bind.Method, Username: s.Bind.Username, Password: pw.Reveal(),
+			Keytab: cfg.Path(s.Bind.KeytabFile), CCache: cfg.Path(s.Bind.CCacheFile), Realm: s.Bind.Realm, SPN: s.Bind.SPN, Krb5Conf: cfg.Path(s.Bind.Krb5ConfFile)},
+		TLS: ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},
 	}, nil
 }
 

@@ -204,6 +204,7 @@ func TestMemory(t *testing.T) {
 		{"base under suffix", "dc=example,dc=test", ldap.ScopeWholeSubtree, "(uid=buser)", 1, 0},
 		{"no such base", "ou=nowhere,dc=example,dc=test", ldap.ScopeWholeSubtree, "(objectClass=*)", 0, ldap.LDAPResultNoSuchObject},
 		{"extensible filter refused", people, ldap.ScopeWholeSubtree, "(uid:caseExactMatch:=auser)", 0, ldap.LDAPResultUnwillingToPerform},
+		{"rootDSE", "", ldap.ScopeBaseObject, "(objectClass=*)", 1, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

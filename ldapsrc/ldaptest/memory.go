@@ -483,6 +483,10 @@ func (d *directory) find(m *gldap.SearchMessage) ([]*memEntry, int, error) {
 	if err != nil {
 		return nil, gldap.ResultProtocolError, fmt.Errorf("filter %s: %v", m.Filter, err)
 	}
+	// Every LDAP server answers a base search of "" with its rootDSE.
+	if len(base.RDNs) == 0 && m.Scope == gldap.BaseObject {
+		return []*memEntry{d.rootDSE()}, gldap.ResultSuccess, nil
+	}
 	var out []*memEntry
 	baseExists := false
 	for i := range d.entries {
@@ -516,6 +520,25 @@ func (d *directory) find(m *gldap.SearchMessage) ([]*memEntry, int, error) {
 		return nil, gldap.ResultNoSuchObject, fmt.Errorf("no such object: %s", m.BaseDN)
 	}
 	return out, gldap.ResultSuccess, nil
+}
+
+// rootDSE describes the server as a minimal LDAPv3 server does: no
+// change tracking, paging unless turned off.
+func (d *directory) rootDSE() *memEntry {
+	e := &memEntry{parsed: &ldap.DN{}}
+	add := func(name string, values ...string) {
+		a := entryAttr{name: name}
+		for _, v := range values {
+			a.values = append(a.values, []byte(v))
+		}
+		e.attrs = append(e.attrs, a)
+	}
+	add("objectClass", "top")
+	if !d.noPaging {
+		add("supportedControl", ldap.ControlTypePaging)
+	}
+	add("supportedLDAPVersion", "3")
+	return e
 }
 
 // entryResponse renders e with the attributes the search asked for: all

@@ -50,6 +50,7 @@ type Bind struct {
 	PasswordEnv  string `yaml:"passwordEnv"`
 	// Kerberos (method gssapi).
 	KeytabFile   string `yaml:"keytabFile"`
+	CCacheFile   string `yaml:"ccacheFile"`
 	Realm        string `yaml:"realm"`
 	SPN          string `yaml:"spn"`
 	Krb5ConfFile string `yaml:"krb5ConfFile"`
@@ -350,7 +351,7 @@ func (c *Config) Validate() error {
 		return keyErr("source.bind.method", fmt.Sprintf("%q is not one of simple, gssapi", s.Bind.Method))
 	}
 	if s.Bind.Method == "simple" {
-		for _, k := range []struct{ key, val string }{{"keytabFile", s.Bind.KeytabFile}, {"realm", s.Bind.Realm}, {"spn", s.Bind.SPN}, {"krb5ConfFile", s.Bind.Krb5ConfFile}} {
+		for _, k := range []struct{ key, val string }{{"keytabFile", s.Bind.KeytabFile}, {"ccacheFile", s.Bind.CCacheFile}, {"realm", s.Bind.Realm}, {"spn", s.Bind.SPN}, {"krb5ConfFile", s.Bind.Krb5ConfFile}} {
 			if k.val != "" {
 				return keyErr("source.bind."+k.key, "only used with method gssapi")
 			}
