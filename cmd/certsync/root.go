@@ -13,11 +13,12 @@ func newRootCommand() *cobra.Command {
 		Long: `certsync reads userCertificate and userSMIMECertificate from an LDAP directory,
 validates each certificate (Subject Key Identifier, trusted issuing CA, validity,
 EKU), and publishes them to Microsoft Entra ID (certificateUserIds) through
-Microsoft Graph, remembering what it published in a local state file.`,
+Microsoft Graph, and to Exchange Online mailboxes (S/MIME in the global address
+list), remembering what it published in a local state file.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDemoCommand(), newVersionCommand())
+	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDoctorCommand(), newDemoCommand(), newVersionCommand())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -156,7 +157,9 @@ func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 	}, nil
 }
 
-func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
+// buildCredential builds the one credential both cloud services use (it
+// caches a token per resource) and the trust for their TLS.
+func buildCredential(cfg *config.Config) (azcore.TokenCredential, *x509.CertPool, error) {
 	cl := cfg.Cloud
 	var roots *x509.CertPool
 	if cl.CAFile != "" {
@@ -165,7 +168,7 @@ func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
 		// hosts must still verify.
 		extra, err := cfg.ReadCerts("cloud.caFile", cl.CAFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if roots, err = x509.SystemCertPool(); err != nil {
 			roots = x509.NewCertPool()
@@ -182,20 +185,28 @@ func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
 	case "secret":
 		sec, err := cfg.ClientSecret()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cc.Secret = sec.Reveal()
 	case "certificate":
 		pem, err := os.ReadFile(cfg.Path(cl.Credential.CertificateFile))
 		if err != nil {
-			return nil, fmt.Errorf("cloud.credential.certificateFile: %w", err)
+			return nil, nil, fmt.Errorf("cloud.credential.certificateFile: %w", err)
 		}
 		cc.CertificatePEM = pem
 	}
-	// One credential for both services: it caches a token per resource.
 	cred, err := cloudsink.NewCredential(cc)
 	if err != nil {
-		return nil, fmt.Errorf("cloud.credential: %w", err)
+		return nil, nil, fmt.Errorf("cloud.credential: %w", err)
+	}
+	return cred, roots, nil
+}
+
+func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
+	cl := cfg.Cloud
+	cred, roots, err := buildCredential(cfg)
+	if err != nil {
+		return nil, err
 	}
 	var specs []agent.SinkSpec
 	if cl.CertificateUserIDs.On() {

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/cmd/certsync/config"
+	"github.com/certsync/certsync/ldapsrc"
+)
+
+func newDoctorCommand() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "doctor --config FILE",
+		Short: "Check the configuration end to end: directory, TLS, bind, scope, change tracking, CRLs, cloud credential and permissions",
+		Long: `Runs every check certsync depends on, in order, and prints one line per check
+with what to fix. It writes nothing anywhere. Exits 1 when a check failed,
+0 otherwise (warnings included).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			failed := runDoctor(cmd.Context(), configPath, cmd.OutOrStdout())
+			if failed > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "certsync doctor: %s failed\n", plural(failed, "check"))
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "agent configuration file (required)")
+	return cmd
+}
+
+// doctorLine is one check, from either side.
+type doctorLine struct {
+	area, name, status, detail, fix string
+}
+
+// runDoctor runs the checks and prints them; it returns how many failed.
+func runDoctor(ctx context.Context, path string, out io.Writer) int {
+	var lines []doctorLine
+	defer func() { printDoctor(out, lines) }()
+	if path == "" {
+		lines = append(lines, doctorLine{"config", "load", "fail", "no configuration file given", "pass --config FILE"})
+		return 1
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		lines = append(lines, doctorLine{"config", "load", "fail", err.Error(), "fix the key named in the message (agent.yaml.example documents every key)"})
+		return 1
+	}
+	lines = append(lines, doctorLine{"config", "load", "ok", path, ""})
+	// The checks report problems themselves; the log would only repeat
+	// them.
+	log := zap.NewNop()
+
+	lines = append(lines, directoryChecks(ctx, cfg, log)...)
+	lines = append(lines, cloudChecks(ctx, cfg, log)...)
+	failed := 0
+	for _, l := range lines {
+		if l.status == "fail" {
+			failed++
+		}
+	}
+	return failed
+}
+
+func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
+	ldapCfg, err := buildLDAPConfig(cfg)
+	if err != nil {
+		return []doctorLine{{"directory", "config", "fail", err.Error(), "check source.bind (password file or variable) and source.tls.caFile"}}
+	}
+	opts := ldapsrc.DoctorOptions{CheckCRLs: cfg.Policy.CheckRevocation}
+	if opts.CheckCRLs {
+		if opts.IssuingCAs, err = cfg.ReadCerts("policy.issuingCAFile", cfg.Policy.IssuingCAFile); err != nil {
+			return []doctorLine{{"directory", "config", "fail", err.Error(), "check policy.issuingCAFile"}}
+		}
+	}
+	var out []doctorLine
+	for _, c := range ldapsrc.Diagnose(ctx, ldapCfg, opts, log) {
+		out = append(out, doctorLine{"directory", c.Name, c.Status, c.Detail, c.Fix})
+	}
+	return out
+}
+
+func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
+	cl := cfg.Cloud
+	cred, roots, err := buildCredential(cfg)
+	if err != nil {
+		return []doctorLine{{"cloud", "credential", "fail", err.Error(), "check cloud.credential (the secret file or variable, the certificate file)"}}
+	}
+	var out []doctorLine
+	for _, c := range cloudsink.Diagnose(ctx, cloudsink.DoctorConfig{
+		Credential: cred, Environment: cl.Environment, TenantID: cl.TenantID, RootCAs: roots,
+		GraphEndpoint: cl.GraphEndpoint, ExchangeEndpoint: cl.Exchange.Endpoint, AuthorityHost: cl.AuthorityHost,
+		Graph: cl.CertificateUserIDs.On(), Exchange: cl.Exchange.Enabled,
+	}, log) {
+		out = append(out, doctorLine{"cloud", c.Name, c.Status, c.Detail, c.Fix})
+	}
+	return out
+}
+
+func printDoctor(w io.Writer, lines []doctorLine) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, l := range lines {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(l.status), l.area, l.name, oneLine(l.detail))
+		if l.fix != "" && l.status != "ok" {
+			fmt.Fprintf(tw, "\t\t\tfix: %s\n", oneLine(l.fix))
+		}
+	}
+	_ = tw.Flush()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// doctorLines runs `certsync doctor` and returns its exit code and output
+// lines by "area name".
+func (w *world) doctor() (int, map[string]string, string) {
+	w.t.Helper()
+	code, out, errOut := w.run("doctor")
+	lines := map[string]string{}
+	status := regexp.MustCompile(`^(OK|WARN|FAIL|SKIP)\s+(\S+)\s+(\S+(?: \S+)?)\s{2,}`)
+	var last string
+	for _, l := range strings.Split(out, "\n") {
+		if m := status.FindStringSubmatch(l); m != nil {
+			last = m[2] + " " + strings.TrimSpace(m[3])
+			lines[last] = l
+		} else if last != "" && strings.Contains(l, "fix:") {
+			lines[last] += "\n" + l
+		}
+	}
+	return code, lines, out + errOut
+}
+
+func TestDoctorGoodConfiguration(t *testing.T) {
+	w := newWorld(t, basicPeople(), "", withExchange(""))
+	code, lines, out := w.doctor()
+	t.Log(out)
+	if code != 0 {
+		t.Fatalf("doctor on a good configuration: exit %d\n%s", code, out)
+	}
+	for _, check := range []string{"directory dns", "directory tcp", "directory tls", "directory bind", "directory base", "directory filter",
+		"directory tracking", "cloud token graph", "cloud graph permission", "cloud graph read", "cloud token exchange", "cloud exchange permission", "cloud exchange read"} {
+		l, ok := lines[check]
+		if !ok || !strings.HasPrefix(l, "OK") {
+			t.Errorf("%s: %q, want OK\n%s", check, l, out)
+		}
+	}
+	if !strings.Contains(lines["directory filter"], "5") {
+		t.Errorf("the filter check does not count the 5 users in scope: %q", lines["directory filter"])
+	}
+}
+
+func TestDoctorBrokenConfiguration(t *testing.T) {
+	cases := []struct {
+		name      string
+		file      string // written with bad content
+		content   string
+		check     string
+		wantInFix string
+	}{
+		{"wrong LDAP password", "ldap-pw", "not-the-password", "directory bind", "password"},
+		{"wrong directory CA", "ldap-ca.pem", "", "directory tls", "source.tls.caFile"},
+		{"wrong client secret", "secret", "not-the-secret", "cloud token graph", "secret"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, basicPeople(), "")
+			content := []byte(tc.content)
+			if tc.file == "ldap-ca.pem" {
+				content = w.graph.CAPEM() // a CA, but not the directory's
+			}
+			if err := os.WriteFile(filepath.Join(w.dir, tc.file), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, lines, out := w.doctor()
+			l := lines[tc.check]
+			if code != 1 || !strings.HasPrefix(l, "FAIL") || !strings.Contains(strings.ToLower(l), strings.ToLower(tc.wantInFix)) {
+				t.Fatalf("exit %d, %s: %q; want exit 1 and a FAIL whose fix mentions %q\n%s", code, tc.check, l, tc.wantInFix, out)
+			}
+			if strings.Contains(out, w.graph.ClientSecret()) || strings.Contains(out, w.slapd.AdminPassword) {
+				t.Fatal("doctor printed a secret")
+			}
+		})
+	}
+}
+
+// On Active Directory with revocation checking: change tracking and the
+// CRL container are checked too.
+func TestDoctorActiveDirectory(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"jon", 1}}, "", "")
+	raw, err := os.ReadFile(w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(raw), "  issuingCAFile: issuing.pem", "  issuingCAFile: issuing.pem\n  checkRevocation: true", 1)
+	cfg = strings.Replace(cfg, "  bind:", "  changeTracking: dirsync\n  bind:", 1)
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, lines, out := w.doctor()
+	t.Log(out)
+	if code != 0 {
+		t.Fatalf("doctor against the DC: exit %d\n%s", code, out)
+	}
+	if l := lines["directory tracking"]; !strings.HasPrefix(l, "OK") || !strings.Contains(strings.ToLower(l), "dirsync") {
+		t.Errorf("tracking: %q, want OK naming dirsync", l)
+	}
+	// This world's CAs publish no CRL: a warning naming what to do.
+	if l := lines["directory crl"]; !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "fix:") {
+		t.Errorf("crl: %q, want a warning with a fix", l)
+	}
+}
