@@ -172,6 +172,12 @@ func TestADIncrementalPasses(t *testing.T) {
 	if got := w.cloudValues("ann"); len(got) != 1 {
 		t.Fatalf("ann in the cloud: %v", got)
 	}
+	// People see the objectGUID the way AD tools print it.
+	g := w.guids["ann"]
+	wantGUID := fmt.Sprintf("%x-%x-%x-%x-%x", []byte{g[3], g[2], g[1], g[0]}, []byte{g[5], g[4]}, []byte{g[7], g[6]}, g[8:10], g[10:])
+	if ann, _ := userByName(r, "ann@"+w.dept+".test"); ann.AnchorGUID != wantGUID || ann.Anchor != base64.StdEncoding.EncodeToString(g) {
+		t.Fatalf("ann's anchor: %q / %q, want GUID %s and its base64", ann.AnchorGUID, ann.Anchor, wantGUID)
+	}
 
 	// Nothing changed: no full search, no cloud request, a handful of
 	// LDAP operations.

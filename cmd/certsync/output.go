@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certsync/certsync/agent"
+	"github.com/certsync/certsync/ldapsrc"
 	"github.com/certsync/certsync/mapping"
 )
 
@@ -63,6 +64,7 @@ type jsonSummary struct {
 
 type jsonUser struct {
 	Anchor     string         `json:"anchor"`
+	AnchorGUID string         `json:"anchorGuid,omitempty"` // an objectGUID anchor as people write it
 	DN         string         `json:"dn"`
 	Name       string         `json:"name"`
 	CloudID    string         `json:"cloudId"`
@@ -142,7 +144,8 @@ func toJSONHead(p *agent.Plan, dryRun bool, passErr error) jsonHead {
 }
 
 func toJSONUser(u *agent.UserPlan) jsonUser {
-	ju := jsonUser{Anchor: u.Anchor, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
+	guid, _ := ldapsrc.GUIDString(u.Anchor)
+	ju := jsonUser{Anchor: u.Anchor, AnchorGUID: guid, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
 		Problem: u.Problem, Accepted: []jsonCert{}, Rejected: []jsonRejected{}, Targets: []jsonTarget{}}
 	for _, c := range u.Accepted {
 		ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings})
@@ -247,6 +250,13 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps bool) {
 		fmt.Fprintln(w, "  directory:\tfound, but outside source.filter: certsync withdraws what it published")
 	case steps:
 		fmt.Fprintf(w, "  directory:\tfound at %s\n", u.DN)
+	}
+	if steps {
+		if guid, ok := ldapsrc.GUIDString(u.Anchor); ok {
+			fmt.Fprintf(w, "  anchor:\tobjectGUID %s (onPremisesImmutableId %s)\n", guid, u.Anchor)
+		} else {
+			fmt.Fprintf(w, "  anchor:\t%s\n", u.Anchor)
+		}
 	}
 	if u.Problem != "" {
 		fmt.Fprintf(w, "  problem:\t%s\n", u.Problem)
