@@ -49,6 +49,9 @@ type SinkSpec struct {
 	// Desired renders a user's verdict as the values each target should
 	// hold; one entry per target of the sink.
 	Desired map[string]func(mapping.Evaluation) []string
+	// Account names what the sink's accounts are, in reports: "mailbox";
+	// default "cloud user".
+	Account string
 	// AdoptExisting: values already in the cloud that certsync did not
 	// publish become its own (kept when wanted, removed when not), instead
 	// of being left alone. For a cutover from a tool that published the

@@ -491,7 +491,11 @@ func (a *Agent) diffUser(si int, up *UserPlan, found map[string]cloudsink.Lookup
 		case errors.Is(r.Err, cloudsink.ErrNotFound) && up.Departed:
 			// The cloud account is gone too: nothing left to withdraw.
 		case errors.Is(r.Err, cloudsink.ErrNotFound):
-			problem, unmatched = fmt.Sprintf("no cloud user with %s %s", m.CloudProperty, up.matchKeys[si]), true
+			noun := a.sinks[si].Account
+			if noun == "" {
+				noun = "cloud user"
+			}
+			problem, unmatched = fmt.Sprintf("no %s with %s %s", noun, m.CloudProperty, up.matchKeys[si]), true
 		case r.Err != nil:
 			problem = fmt.Sprintf("cloud lookup by %s failed: %v", m.CloudProperty, r.Err)
 			lookupFailed = !refused(r.Err)

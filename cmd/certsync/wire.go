@@ -243,6 +243,7 @@ func buildSinks(cfg *config.Config, log *zap.Logger) ([]agent.SinkSpec, error) {
 		}
 		specs = append(specs, agent.SinkSpec{
 			Sink:          exo,
+			Account:       "mailbox",
 			Match:         agent.Match{SourceAttribute: x.Match.SourceAttribute, CloudProperty: x.Match.CloudProperty},
 			AdoptExisting: x.AdoptExisting,
 			Desired: map[string]func(mapping.Evaluation) []string{
