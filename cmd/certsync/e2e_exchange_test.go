@@ -192,10 +192,17 @@ func TestExchangeFifteenNewest(t *testing.T) {
 	}
 }
 
-func TestExchangeSyncedMailboxIsReportedNotWritten(t *testing.T) {
-	w := newWorld(t, []person{{uid: "eli", certs: 1, mailbox: true, boxSynced: true}, {uid: "fay", certs: 1, mailbox: true}}, "", withExchange(""), withoutGraph)
+func TestExchangeSyncedOrMissingMailboxIsReportedNotWritten(t *testing.T) {
+	w := newWorld(t, []person{{uid: "eli", certs: 1, mailbox: true, boxSynced: true}, {uid: "fay", certs: 1, mailbox: true}, {uid: "gus", certs: 1}}, "", withExchange(""), withoutGraph)
 	for pass := 1; pass <= 2; pass++ {
 		r := w.syncJSON(1)
+		gus, _ := userByName(r, "gus@example.test")
+		if tp := targetOf(gus, cloudsink.TargetUserCertificate); tp.Status != statusSkipped || !strings.Contains(tp.Problem, "no mailbox") {
+			t.Fatalf("pass %d: gus (no mailbox): %+v; want skipped, naming the missing mailbox", pass, tp)
+		}
+		if r.Summary.UsersUnmatched != 1 || r.Summary.UsersFailed != 1 {
+			t.Fatalf("pass %d: %d unmatched, %d failed; want gus unmatched and eli failed", pass, r.Summary.UsersUnmatched, r.Summary.UsersFailed)
+		}
 		eli, _ := userByName(r, "eli@example.test")
 		tp := targetOf(eli, cloudsink.TargetUserCertificate)
 		if tp.Status != statusSkipped || !strings.Contains(strings.ToLower(tp.Problem), "synced") {
