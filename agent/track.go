@@ -72,3 +72,23 @@ func earlier(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// TrackingStatus is what `certsync status` shows of change tracking.
+type TrackingStatus struct {
+	FullAt       time.Time // start of the last full read
+	NextReview   time.Time // when a certificate's validity forces a full read; zero: none due
+	HasWatermark bool      // the directory tracks changes: passes between full reads are incremental
+}
+
+// ReadTrackingStatus reads the change-tracking record of a state file;
+// false when no pass has recorded one yet.
+func ReadTrackingStatus(store interface {
+	Meta(key string, v any) (bool, error)
+}) (TrackingStatus, bool, error) {
+	var t tracking
+	found, err := store.Meta(metaTracking, &t)
+	if err != nil || !found {
+		return TrackingStatus{}, false, err
+	}
+	return TrackingStatus{FullAt: t.FullAt, NextReview: t.NextReview, HasWatermark: t.Watermark != nil}, true, nil
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/cmd/certsync/config"
 	"github.com/certsync/certsync/state"
 )
@@ -43,7 +44,14 @@ type statusReport struct {
 	StatePath string               `json:"statePath"`
 	Users     int                  `json:"users"`
 	LastPass  *state.PassSummary   `json:"lastPass"`
+	Tracking  *statusTracking      `json:"tracking,omitempty"`
 	Problems  []statusProblemEntry `json:"problems"`
+}
+
+type statusTracking struct {
+	LastFullRead   time.Time `json:"lastFullRead"`
+	Incremental    bool      `json:"incremental"` // the directory tracks changes
+	CertificateDue time.Time `json:"certificateReview,omitzero"`
 }
 
 type statusProblemEntry struct {
@@ -69,6 +77,11 @@ func showStatus(path, format string, out io.Writer) error {
 	} else if ok {
 		r.LastPass = &lp
 	}
+	if ts, ok, err := agent.ReadTrackingStatus(st); err != nil {
+		return err
+	} else if ok {
+		r.Tracking = &statusTracking{ts.FullAt, ts.HasWatermark, ts.NextReview}
+	}
 	probs, err := st.Problems()
 	if err != nil {
 		return err
@@ -91,6 +104,16 @@ func showStatus(path, format string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  %d users read, %d changed (+%d/-%d values), %d not in the cloud, %d failed, %d certificates rejected\n",
 			lp.UsersRead, lp.UsersChanged, lp.ValuesAdded, lp.ValuesRemoved, lp.UsersUnmatched, lp.UsersFailed, lp.CertificatesRejected)
+	}
+	if tr := r.Tracking; tr != nil {
+		how := "the directory offers no change tracking: every pass reads everything"
+		if tr.Incremental {
+			how = "passes in between read only what changed"
+		}
+		fmt.Fprintf(out, "Last full read: %s; %s\n", tr.LastFullRead.Format(time.RFC3339), how)
+		if !tr.CertificateDue.IsZero() {
+			fmt.Fprintf(out, "  next full read forced by a certificate's validity at %s\n", tr.CertificateDue.Format(time.RFC3339))
+		}
 	}
 	fmt.Fprintf(out, "Users with problems: %d\n", len(r.Problems))
 	for _, p := range r.Problems {
