@@ -71,6 +71,7 @@ type adWorld struct {
 type adPerson struct {
 	name  string
 	certs int
+	smime int // certificates in userSMIMECertificate, as Outlook's PKCS#7
 }
 
 func newADWorld(t *testing.T, dc *ldaptest.Samba, people []adPerson, bind, extra string) *adWorld {
@@ -90,6 +91,17 @@ func newADWorld(t *testing.T, dc *ldaptest.Samba, people []adPerson, bind, extra
 			Attributes: map[string][]string{"department": {w.dept}}}
 		for i := 0; i < p.certs; i++ {
 			u.UserCertificates = append(u.UserCertificates, w.leaf(p.name, time.Now().Add(-time.Duration(i+1)*time.Hour), false))
+		}
+		for i := 0; i < p.smime; i++ {
+			c, err := x509.ParseCertificate(w.leaf(p.name, time.Now().Add(-time.Duration(i+1)*time.Minute), false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, err := pkitest.DegeneratePKCS7(c, w.issuing.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.SMIMECertificates = append(u.SMIMECertificates, blob)
 		}
 		users = append(users, u)
 		w.certs[p.name] = u.UserCertificates
@@ -163,14 +175,16 @@ func (w *adWorld) newCert(name string) []byte {
 
 func TestADIncrementalPasses(t *testing.T) {
 	dc := domainController(t)
-	w := newADWorld(t, dc, []adPerson{{"ann", 1}, {"ben", 1}, {"cat", 1}}, "", "")
+	w := newADWorld(t, dc, []adPerson{{"ann", 1, 1}, {"ben", 1, 0}, {"cat", 1, 0}}, "", "")
 
 	r := w.syncJSON(0, "--incremental")
 	if r.Mode != "full" || !strings.Contains(r.FullReason, "no change-tracking watermark") || r.Summary.UsersChanged != 3 {
 		t.Fatalf("first pass: mode %s (%q), %d changed; want a full read publishing 3 users", r.Mode, r.FullReason, r.Summary.UsersChanged)
 	}
-	if got := w.cloudValues("ann"); len(got) != 1 {
-		t.Fatalf("ann in the cloud: %v", got)
+	// ann's Outlook PKCS#7 in userSMIMECertificate counts as well as her
+	// ADCS certificate.
+	if got := w.cloudValues("ann"); len(got) != 2 {
+		t.Fatalf("ann in the cloud: %v, want 2 bindings (userCertificate and userSMIMECertificate)", got)
 	}
 	// People see the objectGUID the way AD tools print it.
 	g := w.guids["ann"]
@@ -216,14 +230,14 @@ func TestADIncrementalPasses(t *testing.T) {
 	if r.Mode != "full" || r.Summary.UsersRemoving != 1 || len(w.cloudValues("cat")) != 0 {
 		t.Fatalf("full pass after a delete: mode %s, %d removing, cat has %v", r.Mode, r.Summary.UsersRemoving, w.cloudValues("cat"))
 	}
-	if len(w.cloudValues("ann")) != 1 || len(w.cloudValues("ben")) != 1 {
+	if len(w.cloudValues("ann")) != 2 || len(w.cloudValues("ben")) != 1 {
 		t.Fatal("the full pass touched users still in the directory")
 	}
 }
 
 func TestADDirSyncReportsDeletions(t *testing.T) {
 	dc := domainController(t)
-	w := newADWorld(t, dc, []adPerson{{"dan", 1}, {"eve", 1}}, "", "")
+	w := newADWorld(t, dc, []adPerson{{"dan", 1, 0}, {"eve", 1, 0}}, "", "")
 	raw, err := os.ReadFile(w.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +263,7 @@ func TestADDirSyncReportsDeletions(t *testing.T) {
 // a second DC provisioned with the same name is exactly that.
 func TestADRestoredDCForcesFullRead(t *testing.T) {
 	dc := domainController(t)
-	w := newADWorld(t, dc, []adPerson{{"fay", 1}}, "", "")
+	w := newADWorld(t, dc, []adPerson{{"fay", 1, 0}}, "", "")
 	w.syncJSON(0, "--incremental")
 	if r := w.syncJSON(0, "--incremental"); r.Mode != "incremental" {
 		t.Fatalf("second pass: mode %s (%q), want incremental", r.Mode, r.FullReason)
@@ -297,7 +311,7 @@ func (w *adWorld) publishCRL(caName string, crl []byte) {
 
 func TestADRevokedCertificateRejected(t *testing.T) {
 	dc := domainController(t)
-	w := newADWorld(t, dc, []adPerson{{"gus", 1}, {"hal", 1}}, "", "")
+	w := newADWorld(t, dc, []adPerson{{"gus", 1, 0}, {"hal", 1, 0}}, "", "")
 	raw, err := os.ReadFile(w.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +369,7 @@ func TestADKerberosBind(t *testing.T) {
 	dc.AddUser(t, ldaptest.SambaUser{Name: svc, Password: "Svc-Passw0rd!" + svc})
 	keytab := dc.ExportKeytab(t, svc+"@"+dc.Realm)
 	bind := fmt.Sprintf(`{method: gssapi, username: "%s@%s", keytabFile: "%s", krb5ConfFile: "%s"}`, svc, dc.Realm, keytab, dc.Krb5Conf)
-	w := newADWorld(t, dc, []adPerson{{"ivy", 1}}, bind, "")
+	w := newADWorld(t, dc, []adPerson{{"ivy", 1, 0}}, bind, "")
 	r := w.syncJSON(0)
 	if r.Summary.UsersRead != 1 || r.Summary.UsersChanged != 1 || len(w.cloudValues("ivy")) != 1 {
 		t.Fatalf("Kerberos pass: %+v, ivy has %v", r.Summary, w.cloudValues("ivy"))

@@ -84,7 +84,7 @@ func TestDoctorBrokenConfiguration(t *testing.T) {
 // CRL container are checked too.
 func TestDoctorActiveDirectory(t *testing.T) {
 	dc := domainController(t)
-	w := newADWorld(t, dc, []adPerson{{"jon", 1}}, "", "")
+	w := newADWorld(t, dc, []adPerson{{"jon", 1, 0}}, "", "")
 	raw, err := os.ReadFile(w.cfg)
 	if err != nil {
 		t.Fatal(err)
