@@ -59,6 +59,11 @@ func nextReview(ev mapping.Evaluation, now time.Time) time.Time {
 	for _, c := range ev.Accepted {
 		consider(c.Cert.NotAfter.Add(time.Second))
 	}
+	for _, r := range ev.Rejected {
+		if r.Code == mapping.RejectNotYetValid {
+			consider(r.NotBefore)
+		}
+	}
 	return next
 }
 

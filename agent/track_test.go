@@ -202,6 +202,11 @@ func TestNextReview(t *testing.T) {
 	if got := nextReview(ev, now); !got.Equal(soon.NotAfter.Add(time.Second)) {
 		t.Fatalf("nextReview = %v, want just after %v", got, soon.NotAfter)
 	}
+	starting := now.Add(24 * time.Hour)
+	ev.Rejected = []mapping.Rejection{{Code: mapping.RejectNotYetValid, NotBefore: starting}, {Code: mapping.RejectExpired, NotBefore: now.Add(time.Hour)}}
+	if got := nextReview(ev, now); !got.Equal(starting) {
+		t.Fatalf("nextReview with a certificate starting tomorrow = %v, want %v", got, starting)
+	}
 	if got := nextReview(mapping.Evaluation{}, now); !got.IsZero() {
 		t.Fatalf("nextReview of nothing = %v, want zero", got)
 	}

@@ -117,6 +117,7 @@ func newRejection(attr string, c *x509.Certificate, sum, code, reason string) Re
 		SHA256:    sum,
 		Code:      code,
 		Reason:    reason,
+		NotBefore: c.NotBefore,
 	}
 }
 

@@ -3,6 +3,7 @@ package mapping
 import (
 	"crypto/x509"
 	"strings"
+	"time"
 )
 
 // Canonical names of the directory attributes certsync reads certificates
@@ -116,6 +117,9 @@ type Rejection struct {
 	SHA256    string // of the certificate DER, or of the raw value when undecodable
 	Code      string // one of the Reject* constants
 	Reason    string // a sentence for people, naming the cause
+	// NotBefore is the certificate's, zero when undecodable: a
+	// not-yet-valid certificate's verdict changes then.
+	NotBefore time.Time
 }
 
 // Evaluation is the verdict on all certificate values of one user.
