@@ -118,17 +118,17 @@ func servers(t *testing.T, d dataset) []server {
 	}
 }
 
-func startMemory(t *testing.T, d dataset, noPaging bool) server {
+func startMemory(t *testing.T, d dataset, noPaging bool, tweaks ...func(*ldaptest.MemoryOptions)) server {
 	t.Helper()
 	entries := []ldaptest.Entry{{DN: peopleDN, Attributes: map[string][][]byte{
 		"objectClass": {[]byte("organizationalUnit")}, "ou": {[]byte("people")}}}}
 	for _, p := range d.people {
 		entries = append(entries, ldaptest.PersonEntry(peopleDN, p))
 	}
-	return startMemoryEntries(t, entries, noPaging)
+	return startMemoryEntries(t, entries, noPaging, tweaks...)
 }
 
-func startMemoryEntries(t *testing.T, entries []ldaptest.Entry, noPaging bool) server {
+func startMemoryEntries(t *testing.T, entries []ldaptest.Entry, noPaging bool, tweaks ...func(*ldaptest.MemoryOptions)) server {
 	t.Helper()
 	ca, err := pkitest.NewRootCA("memory CA")
 	if err != nil {
@@ -139,10 +139,14 @@ func startMemoryEntries(t *testing.T, entries []ldaptest.Entry, noPaging bool) s
 		t.Fatal(err)
 	}
 	const bindDN, pw = "cn=certsync,ou=services," + suffix, "memory-secret"
-	m, err := ldaptest.StartMemory(context.Background(), ldaptest.MemoryOptions{
+	opts := ldaptest.MemoryOptions{
 		TLS:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		BindDN: bindDN, BindPassword: pw, Entries: entries, Logger: zaptest.NewLogger(t), NoPaging: noPaging,
-	})
+	}
+	for _, tw := range tweaks {
+		tw(&opts)
+	}
+	m, err := ldaptest.StartMemory(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

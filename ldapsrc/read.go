@@ -120,6 +120,17 @@ func (s *Source) Read(ctx context.Context, req ReadRequest, fn func(mapping.Sour
 			q.filter = fmt.Sprintf("(&%s(%s>=%s))", s.cfg.Filter, attrModifyTimestamp, prev.Since.UTC().Format(generalizedTimeLayout))
 		}
 		err = s.readUsers(ctx, conn, q, &res.Stats, fn)
+		if err == nil && res.Full && res.Entries > 0 {
+			// A server that does not keep modifyTimestamp, or hides it from
+			// this account, would make every incremental read come back
+			// empty: then there is no watermark, and every read is full.
+			var visible bool
+			if visible, err = s.timestampsVisible(ctx, conn, q, &res.Stats); err == nil && !visible {
+				s.log.Warn("ldapsrc: no user in scope shows modifyTimestamp to this account; change tracking is off, every read is full",
+					zap.String("url", s.cfg.URL))
+				return res, nil
+			}
+		}
 	case TrackDirSync:
 		cur.Cookie, err = s.readDirSync(ctx, conn, dse, q, prev, &res, fn)
 	default:
@@ -149,6 +160,19 @@ func (s *Source) userQuery(d rootDSE) userQuery {
 		q.controls = append(q.controls, ldap.NewControlString(ldap.ControlTypeMicrosoftDomainScope, false, ""))
 	}
 	return q
+}
+
+// timestampsVisible reports whether at least one user in scope shows a
+// modifyTimestamp to this account (one search, one entry at most).
+func (s *Source) timestampsVisible(ctx context.Context, conn *ldap.Conn, q userQuery, st *Stats) (bool, error) {
+	req := ldap.NewSearchRequest(q.base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 0, false,
+		fmt.Sprintf("(&%s(%s=*))", s.cfg.Filter, attrModifyTimestamp), []string{"1.1"}, q.controls)
+	st.Operations++
+	entries, _, err := s.search(ctx, conn, req)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		return false, fmt.Errorf("ldapsrc: check that %s shows modifyTimestamp under %s: %w", s.cfg.URL, q.base, err)
+	}
+	return len(entries) > 0 || err != nil, nil
 }
 
 // usable decodes since and compares it with the watermark this read will

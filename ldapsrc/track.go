@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"go.uber.org/zap"
 )
 
 // watermarkVersion is the version of the watermark encoding; a watermark of
@@ -142,7 +143,16 @@ func (s *Source) readRootDSE(ctx context.Context, conn *ldap.Conn, st *Stats) (r
 	if err != nil {
 		return d, fmt.Errorf("ldapsrc: read rootDSE of %s: %w", s.cfg.URL, err)
 	}
-	if len(entries) != 1 {
+	switch len(entries) {
+	case 0:
+		// A server that hides its rootDSE from this account offers no
+		// USN tracking and no controls certsync can see: reads go on
+		// without them (auto tracking falls back to modifyTimestamp).
+		s.log.Warn("ldapsrc: the server returned no rootDSE to this account; change tracking by USN and DirSync is unavailable",
+			zap.String("url", s.cfg.URL))
+		return d, nil
+	case 1:
+	default:
 		return d, fmt.Errorf("ldapsrc: read rootDSE of %s: %d entries returned, want 1", s.cfg.URL, len(entries))
 	}
 	e := entries[0]

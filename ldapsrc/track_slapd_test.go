@@ -60,9 +60,10 @@ func TestReadTimestamp(t *testing.T) {
 	if !full.Full || !strings.Contains(full.Reason, "no watermark") || len(users) != staff || full.Next == nil {
 		t.Fatalf("first read: full %v reason %q, %d users (want %d), next %q", full.Full, full.Reason, len(users), staff, full.Next)
 	}
-	// rootDSE, then 3 pages of 10.
-	if full.Operations != 1+full.Pages || full.Pages != 3 {
-		t.Errorf("first read: %d operations, %d pages; want rootDSE + 3 pages", full.Operations, full.Pages)
+	// rootDSE, 3 pages of 10, and the check that modifyTimestamp is
+	// visible at all.
+	if full.Operations != 1+full.Pages+1 || full.Pages != 3 {
+		t.Errorf("first read: %d operations, %d pages; want rootDSE + 3 pages + the modifyTimestamp check", full.Operations, full.Pages)
 	}
 	var wm map[string]any
 	if err := json.Unmarshal(full.Next, &wm); err != nil || wm["mode"] != ldapsrc.TrackTimestamp {

@@ -43,6 +43,9 @@ type MemoryOptions struct {
 	// every entry in one response without a paging control, as servers
 	// without RFC 2696 support do.
 	NoPaging bool
+	// HideRootDSE answers the rootDSE search with no entry, as servers do
+	// that hide it from some accounts.
+	HideRootDSE bool
 }
 
 // Memory is an in-process LDAP directory served over LDAPS on loopback,
@@ -278,6 +281,7 @@ type directory struct {
 	bindPassword string
 	entries      []memEntry // read-only after newDirectory
 	noPaging     bool
+	hideRootDSE  bool
 	log          *zap.Logger
 
 	mu    sync.Mutex
@@ -312,7 +316,7 @@ func baseName(attr string) string {
 }
 
 func newDirectory(opts MemoryOptions, log *zap.Logger) (*directory, error) {
-	d := &directory{bindPassword: opts.BindPassword, noPaging: opts.NoPaging, log: log, bound: map[int]bool{}}
+	d := &directory{bindPassword: opts.BindPassword, noPaging: opts.NoPaging, hideRootDSE: opts.HideRootDSE, log: log, bound: map[int]bool{}}
 	if opts.BindDN == "" || opts.BindPassword == "" {
 		return nil, errors.New("ldaptest: StartMemory: BindDN and BindPassword are required")
 	}
@@ -485,6 +489,9 @@ func (d *directory) find(m *gldap.SearchMessage) ([]*memEntry, int, error) {
 	}
 	// Every LDAP server answers a base search of "" with its rootDSE.
 	if len(base.RDNs) == 0 && m.Scope == gldap.BaseObject {
+		if d.hideRootDSE {
+			return nil, gldap.ResultSuccess, nil
+		}
 		return []*memEntry{d.rootDSE()}, gldap.ResultSuccess, nil
 	}
 	var out []*memEntry
