@@ -98,7 +98,6 @@ func (s *Source) keytabClient(ctx context.Context) (gssapiClient, string, error)
 	// AD answers AS requests without FAST; gokrb5 otherwise insists on it.
 	cl := client.NewWithKeytab(b.Username, realm, kt, conf, client.DisablePAFXFAST(true))
 	if err := s.getTickets(ctx, cl, conf, realm, who); err != nil {
-		cl.Destroy()
 		return nil, who, err
 	}
 	return &gssapi.Client{Client: cl}, who, nil
@@ -134,7 +133,6 @@ func (s *Source) ccacheClient(ctx context.Context) (gssapiClient, string, error)
 			b.CCache, who, ErrCredentialCache, err)
 	}
 	if err := s.getTickets(ctx, cl, conf, realm, who); err != nil {
-		cl.Destroy()
 		return nil, who, err
 	}
 	return &gssapi.Client{Client: cl}, who, nil
@@ -143,7 +141,9 @@ func (s *Source) ccacheClient(ctx context.Context) (gssapiClient, string, error)
 // getTickets logs in (a no-op for a valid cache) and asks for the service
 // ticket of bind.spn, which GSSAPIBind then finds in the client's cache.
 // gokrb5 takes no context: the exchange runs aside, bounded by its own
-// per-KDC timeouts, so that a cancelled ctx returns at once.
+// per-KDC timeouts, so that a cancelled ctx returns at once. On failure
+// the client is destroyed here, once the exchange is over, never while
+// it still runs.
 func (s *Source) getTickets(ctx context.Context, cl *client.Client, conf *config.Config, realm, who string) error {
 	spn := s.cfg.Bind.SPN
 	done := make(chan error, 1)
@@ -162,8 +162,15 @@ func (s *Source) getTickets(ctx context.Context, cl *client.Client, conf *config
 	}()
 	select {
 	case err := <-done:
+		if err != nil {
+			cl.Destroy()
+		}
 		return err
 	case <-ctx.Done():
+		go func() {
+			<-done
+			cl.Destroy()
+		}()
 		return fmt.Errorf("ldapsrc: gssapi: log in as %s: %w", who, ctx.Err())
 	}
 }
