@@ -237,12 +237,7 @@ func (d *doctor) checkTLS(ctx context.Context) Check {
 			return fail(detail, "the port may expect TLS at once (LDAPS): use ldaps:// in source.url for it, or port 389 with ldap://")
 		}
 	}
-	c := tls.Client(d.raw, &tls.Config{
-		RootCAs:            d.cfg.TLS.RootCAs,
-		ServerName:         d.cfg.TLS.ServerName,
-		InsecureSkipVerify: d.cfg.TLS.InsecureSkipVerify,
-		MinVersion:         tls.VersionTLS12,
-	})
+	c := tls.Client(d.raw, d.s.tlsConfig())
 	if err := c.HandshakeContext(ctx); err != nil {
 		return tlsFailure(err, d.cfg.TLS.ServerName, d.ep.implicitTLS, d.cfg.DialTimeout)
 	}
@@ -318,14 +313,10 @@ func certNames(c *x509.Certificate) string {
 }
 
 func (d *doctor) checkBind(ctx context.Context) Check {
-	conn := ldap.NewConn(d.tlsConn, true)
-	conn.Start()
-	conn.SetTimeout(d.cfg.OpTimeout)
-	who, err := d.s.bind(ctx, conn, d.tlsConn.ConnectionState())
+	conn, who, err := d.s.bound(ctx, d.tlsConn)
 	d.account = who
 	if err != nil {
-		_ = conn.Close()
-		d.tlsConn = nil
+		d.tlsConn = nil // closed by bound
 		return bindFailure(err, d.cfg.Bind)
 	}
 	d.conn = conn
@@ -588,21 +579,20 @@ func (d *doctor) checkAttributes(ctx context.Context) Check {
 }
 
 // schemaAttributes reads the names of every attribute type of the
-// server's subschema (lower-cased). Two operations.
+// server's subschema (lower-cased), which the rootDSE read at bind names.
+// One operation.
 func (d *doctor) schemaAttributes(ctx context.Context) (map[string]bool, error) {
-	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, defaultFilter,
-		[]string{"subschemaSubentry"}, nil)
-	entries, _, err := d.s.search(ctx, d.conn, req)
-	if err != nil {
-		return nil, fmt.Errorf("ldapsrc: read subschemaSubentry from the rootDSE of %s: %w", d.cfg.URL, err)
+	if d.dseErr != nil {
+		return nil, d.dseErr
 	}
-	if len(entries) != 1 || entries[0].GetAttributeValue("subschemaSubentry") == "" {
+	sub := d.dse.subschemaSubentry
+	if sub == "" {
 		return nil, fmt.Errorf("ldapsrc: the rootDSE of %s names no subschemaSubentry", d.cfg.URL)
 	}
-	sub := entries[0].GetAttributeValue("subschemaSubentry")
-	req = ldap.NewSearchRequest(sub, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=subschema)",
+	req := ldap.NewSearchRequest(sub, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=subschema)",
 		[]string{"attributeTypes"}, nil)
-	if entries, _, err = d.s.search(ctx, d.conn, req); err != nil {
+	entries, _, err := d.s.search(ctx, d.conn, req)
+	if err != nil {
 		return nil, fmt.Errorf("ldapsrc: read attributeTypes of %s from %s: %w", sub, d.cfg.URL, err)
 	}
 	known := map[string]bool{}

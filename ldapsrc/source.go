@@ -113,21 +113,29 @@ func (s *Source) connect(ctx context.Context) (*ldap.Conn, error) {
 		_ = raw.Close()
 		return nil, err
 	}
-	conn := ldap.NewConn(tlsConn, true)
-	conn.Start()
-	conn.SetTimeout(s.cfg.OpTimeout)
-	st := tlsConn.ConnectionState()
-	who, err := s.bind(ctx, conn, st)
+	conn, who, err := s.bound(ctx, tlsConn)
 	if err != nil {
-		_ = conn.Close()
 		return nil, err
 	}
 	s.log.Info("ldapsrc: connected",
 		zap.String("url", s.cfg.URL),
 		zap.String("bindMethod", s.cfg.Bind.Method),
 		zap.String("bindUser", who),
-		zap.String("tls", tls.VersionName(st.Version)))
+		zap.String("tls", tls.VersionName(tlsConn.ConnectionState().Version)))
 	return conn, nil
+}
+
+// bound runs go-ldap on tlsConn and binds; who is the account, for
+// messages, even when the bind fails, which closes the connection.
+func (s *Source) bound(ctx context.Context, tlsConn *tls.Conn) (conn *ldap.Conn, who string, err error) {
+	conn = ldap.NewConn(tlsConn, true)
+	conn.Start()
+	conn.SetTimeout(s.cfg.OpTimeout)
+	if who, err = s.bind(ctx, conn, tlsConn.ConnectionState()); err != nil {
+		_ = conn.Close()
+		return nil, who, err
+	}
+	return conn, who, nil
 }
 
 // secure makes raw a verified TLS connection: StartTLS first for ldap://.
@@ -140,12 +148,7 @@ func (s *Source) secure(ctx context.Context, raw net.Conn) (*tls.Conn, error) {
 			return nil, fmt.Errorf("ldapsrc: StartTLS with %s: %w", s.cfg.URL, err)
 		}
 	}
-	conn := tls.Client(raw, &tls.Config{
-		RootCAs:            s.cfg.TLS.RootCAs,
-		ServerName:         s.cfg.TLS.ServerName,
-		InsecureSkipVerify: s.cfg.TLS.InsecureSkipVerify, // a loudly named config key, warned about at Open
-		MinVersion:         tls.VersionTLS12,
-	})
+	conn := tls.Client(raw, s.tlsConfig())
 	if err := conn.HandshakeContext(ctx); err != nil {
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {
@@ -155,6 +158,16 @@ func (s *Source) secure(ctx context.Context, raw net.Conn) (*tls.Conn, error) {
 		return nil, fmt.Errorf("ldapsrc: TLS handshake with %s (server name %q): %w", s.cfg.URL, s.cfg.TLS.ServerName, err)
 	}
 	return conn, nil
+}
+
+// tlsConfig is the client side of every TLS connection to the directory.
+func (s *Source) tlsConfig() *tls.Config {
+	return &tls.Config{
+		RootCAs:            s.cfg.TLS.RootCAs,
+		ServerName:         s.cfg.TLS.ServerName,
+		InsecureSkipVerify: s.cfg.TLS.InsecureSkipVerify, // a loudly named config key, warned about at Open
+		MinVersion:         tls.VersionTLS12,
+	}
 }
 
 // startTLSOID is the StartTLS extended operation (RFC 4511 section 4.14).

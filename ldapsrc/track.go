@@ -128,6 +128,7 @@ type rootDSE struct {
 	namingContexts       []string
 	supportedControls    []string
 	ad                   bool
+	subschemaSubentry    string // for the doctor's schema check
 }
 
 func (d rootDSE) supports(oid string) bool { return slices.Contains(d.supportedControls, oid) }
@@ -137,7 +138,7 @@ func (s *Source) readRootDSE(ctx context.Context, conn *ldap.Conn, st *Stats) (r
 	var d rootDSE
 	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, defaultFilter,
 		[]string{"dnsHostName", "dsServiceName", "highestCommittedUSN", "defaultNamingContext", "namingContexts",
-			"supportedControl", "supportedCapabilities"}, nil)
+			"supportedControl", "supportedCapabilities", "subschemaSubentry"}, nil)
 	st.Operations++
 	entries, _, err := s.search(ctx, conn, req)
 	if err != nil {
@@ -162,6 +163,7 @@ func (s *Source) readRootDSE(ctx context.Context, conn *ldap.Conn, st *Stats) (r
 	d.namingContexts = e.GetAttributeValues("namingContexts")
 	d.supportedControls = e.GetAttributeValues("supportedControl")
 	d.ad = slices.Contains(e.GetAttributeValues("supportedCapabilities"), oidADCapability)
+	d.subschemaSubentry = e.GetAttributeValue("subschemaSubentry")
 	if v := e.GetAttributeValue("highestCommittedUSN"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
