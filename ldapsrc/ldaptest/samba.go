@@ -353,29 +353,14 @@ func (s *Samba) tlsConfig() *tls.Config {
 }
 
 func (s *Samba) dialAdmin() (*ldap.Conn, error) {
-	conn, err := ldap.DialURL(s.LDAPSURL, ldap.DialWithTLSConfig(s.tlsConfig()),
-		ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
-	if err != nil {
-		return nil, err
-	}
-	conn.SetTimeout(60 * time.Second)
-	if err := conn.Bind(s.AdminUser, s.AdminPassword); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("bind as %s to %s: %w", s.AdminUser, s.LDAPSURL, err)
-	}
-	return conn, nil
+	return dialBound(s.LDAPSURL, s.tlsConfig(), 5*time.Second, 60*time.Second, s.AdminUser, s.AdminPassword)
 }
 
 // Admin returns a connection bound as Administrator over LDAPS (the
 // certificate verified), closed when the test ends.
 func (s *Samba) Admin(t testing.TB) *ldap.Conn {
 	t.Helper()
-	conn, err := s.dialAdmin()
-	if err != nil {
-		t.Fatalf("ldaptest: samba admin connection: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return adminConn(t, "samba admin", s.dialAdmin)
 }
 
 // ExportKeytab writes the keys of principal (e.g. Administrator@SAMBA.TEST

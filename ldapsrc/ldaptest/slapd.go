@@ -188,29 +188,50 @@ func (s *Slapd) probe() error {
 }
 
 func (s *Slapd) dialAdmin() (*ldap.Conn, error) {
-	conn, err := ldap.DialURL(s.URL, ldap.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}))
-	if err != nil {
-		return nil, err
-	}
-	conn.SetTimeout(10 * time.Second)
-	if err := conn.StartTLS(&tls.Config{RootCAs: s.RootCAs, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("StartTLS with %s: %w", s.URL, err)
-	}
-	if err := conn.Bind(s.AdminDN, s.AdminPassword); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("bind as %s to %s: %w", s.AdminDN, s.URL, err)
-	}
-	return conn, nil
+	return dialBound(s.URL, &tls.Config{RootCAs: s.RootCAs, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12},
+		2*time.Second, 10*time.Second, s.AdminDN, s.AdminPassword)
 }
 
 // Admin returns a connection bound as the rootdn over StartTLS, closed
 // when the test ends.
 func (s *Slapd) Admin(t testing.TB) *ldap.Conn {
 	t.Helper()
-	conn, err := s.dialAdmin()
+	return adminConn(t, "admin", s.dialAdmin)
+}
+
+// dialBound connects to url with TLS (StartTLS for ldap://, at once for
+// ldaps://), verifying the server with tlsCfg, and binds as user.
+func dialBound(url string, tlsCfg *tls.Config, dialTimeout, opTimeout time.Duration, user, password string) (*ldap.Conn, error) {
+	startTLS := strings.HasPrefix(strings.ToLower(url), "ldap://")
+	opts := []ldap.DialOpt{ldap.DialWithDialer(&net.Dialer{Timeout: dialTimeout})}
+	if !startTLS {
+		opts = append(opts, ldap.DialWithTLSConfig(tlsCfg))
+	}
+	conn, err := ldap.DialURL(url, opts...)
 	if err != nil {
-		t.Fatalf("ldaptest: admin connection: %v", err)
+		return nil, err
+	}
+	conn.SetTimeout(opTimeout)
+	if startTLS {
+		if err := conn.StartTLS(tlsCfg); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("StartTLS with %s: %w", url, err)
+		}
+	}
+	if err := conn.Bind(user, password); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("bind as %s to %s: %w", user, url, err)
+	}
+	return conn, nil
+}
+
+// adminConn is Admin of either server: dial's connection, closed when the
+// test ends; what names it in the failure.
+func adminConn(t testing.TB, what string, dial func() (*ldap.Conn, error)) *ldap.Conn {
+	t.Helper()
+	conn, err := dial()
+	if err != nil {
+		t.Fatalf("ldaptest: %s connection: %v", what, err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
