@@ -26,22 +26,13 @@ func TestCRLsSamba(t *testing.T) {
 	host := "CN=crlhost," + cdp
 	issuing := "CN=Issuing CA," + host
 	broken := "CN=Broken CA," + host
-	add := func(dn string, attrs map[string][]string) {
-		t.Helper()
-		req := ldap.NewAddRequest(dn, nil)
-		for name, vs := range attrs {
-			req.Attribute(name, vs)
-		}
-		if err := admin.Add(req); err != nil {
-			t.Fatalf("add %s: %v", dn, err)
-		}
-	}
-	add(host, map[string][]string{"objectClass": {"container"}})
 	// Active Directory takes the attribute names without ";binary".
-	add(issuing, map[string][]string{"objectClass": {"cRLDistributionPoint"},
-		"certificateRevocationList": {string(p.base)}, "deltaRevocationList": {string(p.delta)}})
-	add(broken, map[string][]string{"objectClass": {"cRLDistributionPoint"},
-		"certificateRevocationList": {"not a CRL"}})
+	addEntries(t, admin,
+		addRequest(host, map[string][]string{"objectClass": {"container"}}),
+		addRequest(issuing, map[string][]string{"objectClass": {"cRLDistributionPoint"},
+			"certificateRevocationList": {string(p.base)}, "deltaRevocationList": {string(p.delta)}}),
+		addRequest(broken, map[string][]string{"objectClass": {"cRLDistributionPoint"},
+			"certificateRevocationList": {"not a CRL"}}))
 
 	const dept = "crltest"
 	for name, c := range map[string][]byte{"alice": p.alice.Raw, "bob": p.bob.Raw, "carol": p.carol.Raw} {

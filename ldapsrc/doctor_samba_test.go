@@ -39,24 +39,10 @@ func TestDoctorSamba(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := dc.Admin(t)
 	host := "CN=doctorhost,CN=CDP,CN=Public Key Services,CN=Services," + dc.ConfigDN
-	cdp := "CN=Doctor Issuing CA," + host
-	for _, add := range []*ldap.AddRequest{
+	addEntries(t, dc.Admin(t),
 		addRequest(host, map[string][]string{"objectClass": {"container"}}),
-		addRequest(cdp, map[string][]string{"objectClass": {"cRLDistributionPoint"}, "certificateRevocationList": {string(crl)}}),
-	} {
-		if err := admin.Add(add); err != nil {
-			t.Fatalf("add %s: %v", add.DN, err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, dn := range []string{cdp, host} {
-			if err := admin.Del(ldap.NewDelRequest(dn, nil)); err != nil {
-				t.Errorf("delete %s: %v", dn, err)
-			}
-		}
-	})
+		addRequest("CN=Doctor Issuing CA,"+host, map[string][]string{"objectClass": {"cRLDistributionPoint"}, "certificateRevocationList": {string(crl)}}))
 
 	cfg := func(mode string, tune func(*ldapsrc.Config)) ldapsrc.Config {
 		c := adConfig(dc, dept, mode)
@@ -174,6 +160,22 @@ func checkDoctorChecks(t *testing.T, got []ldapsrc.Check, want map[string]doctor
 		if c.Status == ldapsrc.StatusFail && c.Name != "tracking" && c.Name != "crl" && c.Name != "attributes" {
 			failed = true
 		}
+	}
+}
+
+// addEntries adds reqs in order and deletes them, in reverse order, when
+// the test ends, so that tests reading the same container see their own.
+func addEntries(t *testing.T, admin *ldap.Conn, reqs ...*ldap.AddRequest) {
+	t.Helper()
+	for i, req := range reqs {
+		if err := admin.Add(req); err != nil {
+			t.Fatalf("add %s: %v", req.DN, err)
+		}
+		t.Cleanup(func() {
+			if err := admin.Del(ldap.NewDelRequest(reqs[i].DN, nil)); err != nil {
+				t.Errorf("delete %s: %v", reqs[i].DN, err)
+			}
+		})
 	}
 }
 

@@ -96,18 +96,11 @@ func openAD(t testing.TB, cfg ldapsrc.Config, log *zap.Logger) *ldapsrc.Source {
 // returns them with their anchors.
 func adUsers(t testing.TB, dc *ldaptest.Samba, dept string, n int) ([]ldaptest.SambaAdded, []string) {
 	t.Helper()
-	ca, err := pkitest.NewRootCA(dept + " CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := ca.Issue(pkitest.LeafOptions{CommonName: dept, Email: dept + "@samba.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := newCert(t, dept)
 	users := make([]ldaptest.SambaUser, n)
 	for i := range users {
 		name := fmt.Sprintf("%s-%04d", dept, i)
-		users[i] = ldaptest.SambaUser{Name: name, Mail: name + "@samba.test", UserCertificates: [][]byte{cert.Raw},
+		users[i] = ldaptest.SambaUser{Name: name, Mail: name + "@samba.test", UserCertificates: [][]byte{cert},
 			Attributes: map[string][]string{"department": {dept}}}
 	}
 	added := dc.AddUsers(t, users)
