@@ -75,16 +75,13 @@ type ExchangeConfig struct {
 // InvokeCommand, which Microsoft does not document (see
 // exchange_notes.md).
 type Exchange struct {
-	log         *zap.Logger
-	cred        azcore.TokenCredential
-	scope       string
-	invokeURL   string // {root}/adminapi/beta/{tenant}/InvokeCommand
-	anchor      string
-	client      *http.Client
-	concurrency int
-	maxAttempts int
-	maxWait     time.Duration
-	backoff     time.Duration
+	log       *zap.Logger
+	cred      azcore.TokenCredential
+	scope     string
+	invokeURL string // {root}/adminapi/beta/{tenant}/InvokeCommand
+	anchor    string
+	client    *http.Client
+	retryPolicy
 }
 
 var _ Sink = (*Exchange)(nil)
@@ -122,28 +119,13 @@ func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
 		scope:       ep.Exchange + "/.default",
 		invokeURL:   root + "/adminapi/beta/" + tenant + "/InvokeCommand",
 		anchor:      "APP:" + exchangeAnchor + "@" + tenant,
-		concurrency: cfg.Concurrency,
-		maxAttempts: cfg.MaxAttempts,
-		maxWait:     cfg.MaxWait,
-		backoff:     cfg.Backoff,
+		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
 		client: &http.Client{
 			Transport: newTransport(cfg.RootCAs),
 			// InvokeCommand redirects nothing certsync calls; a redirect is
 			// answered, not followed (it would carry the token elsewhere).
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}
-	if x.concurrency <= 0 {
-		x.concurrency = 4
-	}
-	if x.maxAttempts <= 0 {
-		x.maxAttempts = 6
-	}
-	if x.maxWait <= 0 {
-		x.maxWait = 2 * time.Minute
-	}
-	if x.backoff <= 0 {
-		x.backoff = 2 * time.Second
 	}
 	return x, nil
 }
@@ -231,14 +213,11 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 		if !temporaryStatus(resp.StatusCode) || attempt >= x.maxAttempts {
 			return nil, e
 		}
-		wait, given := retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		if given && wait > x.maxWait {
+		wait, ok := x.retryWait(resp.Header.Get("Retry-After"), attempt)
+		if !ok {
 			x.log.Warn("exchange: not retrying: Retry-After beyond the configured maximum wait",
 				zap.String("call", what), zap.Int("status", resp.StatusCode), zap.Duration("retryAfter", wait), zap.Duration("maxWait", x.maxWait))
 			return nil, e
-		}
-		if !given {
-			wait = x.backoffFor(attempt)
 		}
 		x.log.Info("exchange: retrying request", zap.String("call", what), zap.Int("status", resp.StatusCode),
 			zap.Duration("wait", wait), zap.Int("attempt", attempt+1), zap.Int("maxAttempts", x.maxAttempts))
@@ -246,14 +225,6 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 			return nil, fmt.Errorf("cloudsink: exchange: %s: gave up waiting to retry: %w", what, err)
 		}
 	}
-}
-
-func (x *Exchange) backoffFor(attempt int) time.Duration {
-	d := x.backoff
-	for i := 1; i < attempt && d < x.maxWait; i++ {
-		d *= 2
-	}
-	return min(d, x.maxWait)
 }
 
 // exchangeError reads the admin API's error body. A cmdlet that ran and

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 )
 
 // mailboxSelect is every Get-Mailbox property certsync reads; the rest of
@@ -183,46 +182,4 @@ func normalizeCertValue(v string) string {
 func isExchangeFatal(err error) bool {
 	var f errFatal
 	return errors.As(err, &f)
-}
-
-// runEach calls f for 0..n-1, Concurrency at a time. The first fatal error
-// (see isExchangeFatal) or the context's end stops further calls; it is
-// returned.
-func (x *Exchange) runEach(ctx context.Context, n int, f func(i int) error) error {
-	var (
-		mu    sync.Mutex
-		fatal error
-		wg    sync.WaitGroup
-	)
-	next := make(chan int)
-	for range min(x.concurrency, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				mu.Lock()
-				stop := fatal != nil
-				mu.Unlock()
-				if stop {
-					continue
-				}
-				if err := f(i); err != nil {
-					mu.Lock()
-					if fatal == nil {
-						fatal = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if fatal == nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return fatal
 }

@@ -45,14 +45,11 @@ type GraphConfig struct {
 
 // Graph is the Microsoft Graph sink: certificateUserIds of Entra ID users.
 type Graph struct {
-	log         *zap.Logger
-	client      *msgraphsdk.GraphServiceClient
-	adapter     *msgraphsdk.GraphRequestAdapter
-	base        string // the adapter's base URL, ending in /v1.0
-	concurrency int
-	maxAttempts int
-	maxWait     time.Duration
-	backoff     time.Duration
+	log     *zap.Logger
+	client  *msgraphsdk.GraphServiceClient
+	adapter *msgraphsdk.GraphRequestAdapter
+	base    string // the adapter's base URL, ending in /v1.0
+	retryPolicy
 }
 
 var _ Sink = (*Graph)(nil)
@@ -99,23 +96,8 @@ func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 	}
 	g := &Graph{
 		log:         log,
-		concurrency: cfg.Concurrency,
-		maxAttempts: cfg.MaxAttempts,
-		maxWait:     cfg.MaxWait,
-		backoff:     cfg.Backoff,
 		base:        root + "/v1.0",
-	}
-	if g.concurrency <= 0 {
-		g.concurrency = 4
-	}
-	if g.maxAttempts <= 0 {
-		g.maxAttempts = 6
-	}
-	if g.maxWait <= 0 {
-		g.maxWait = 2 * time.Minute
-	}
-	if g.backoff <= 0 {
-		g.backoff = 2 * time.Second
+		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
 	}
 	// The token is for the environment's Graph even when an emulator
 	// stands in for it: that is the resource the app is consented for.
@@ -203,6 +185,60 @@ func (g *Graph) shouldRetry(_ time.Duration, retries int, req *http.Request, res
 // Targets lists what the Graph sink writes.
 func (g *Graph) Targets() []Target {
 	return []Target{{Name: TargetCertificateUserIDs, Limit: certificateUserIDsMax}}
+}
+
+// retryPolicy is how a sink paces and retries its requests: how many are
+// in flight, and how answers 429, 503 and 504 are tried again. Graph and
+// Exchange take the same settings with the same defaults.
+type retryPolicy struct {
+	concurrency int
+	maxAttempts int
+	maxWait     time.Duration
+	backoff     time.Duration
+}
+
+// newRetryPolicy fills in the defaults of unset (zero or negative)
+// settings: 4 in flight, 6 attempts, waits up to 2m, first backoff 2s.
+func newRetryPolicy(concurrency, maxAttempts int, maxWait, backoff time.Duration) retryPolicy {
+	p := retryPolicy{concurrency: concurrency, maxAttempts: maxAttempts, maxWait: maxWait, backoff: backoff}
+	if p.concurrency <= 0 {
+		p.concurrency = 4
+	}
+	if p.maxAttempts <= 0 {
+		p.maxAttempts = 6
+	}
+	if p.maxWait <= 0 {
+		p.maxWait = 2 * time.Minute
+	}
+	if p.backoff <= 0 {
+		p.backoff = 2 * time.Second
+	}
+	return p
+}
+
+// backoffFor is the wait after attempt when the service gave no
+// Retry-After: the backoff doubled per attempt, capped at maxWait.
+func (p retryPolicy) backoffFor(attempt int) time.Duration {
+	d := p.backoff
+	for i := 1; i < attempt && d < p.maxWait; i++ {
+		d *= 2
+	}
+	return min(d, p.maxWait)
+}
+
+// retryWait is the wait before the attempt after attempt: the answer's
+// Retry-After, or the backoff when it has none. ok is false when the
+// service asks for longer than maxWait (wait is then what it asked for):
+// the caller stops trying and reports the answer as temporary.
+func (p retryPolicy) retryWait(retryAfterHeader string, attempt int) (wait time.Duration, ok bool) {
+	wait, given := retryAfter(retryAfterHeader, time.Now())
+	switch {
+	case !given:
+		return p.backoffFor(attempt), true
+	case wait > p.maxWait:
+		return wait, false
+	}
+	return wait, true
 }
 
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.

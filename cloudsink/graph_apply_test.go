@@ -280,3 +280,34 @@ func TestTargets(t *testing.T) {
 		t.Errorf("Targets() = %+v", got)
 	}
 }
+
+// After a failure that will repeat for every $batch (here: no token), the
+// batches not yet sent get the same error instead of asking again.
+func TestApplyStopsAfterFatalError(t *testing.T) {
+	srv := startEmulator(t, graphtest.Options{ClientSecret: testSecret, Users: tenantUsers(45)})
+	cred, err := NewCredential(CredentialConfig{Method: MethodSecret, TenantID: srv.TenantID(), ClientID: srv.ClientID(),
+		Secret: "wrong", AuthorityHost: srv.URL(), RootCAs: srv.RootCAs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := graphFor(t, srv, GraphConfig{Credential: cred, Concurrency: 1})
+	results := g.Apply(context.Background(), updatesFor(srv.Users()))
+	if len(results) != 45 {
+		t.Fatalf("%d results for 45 updates", len(results))
+	}
+	for _, r := range results {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "AADSTS7000215") {
+			t.Errorf("update %s: %v, want the token endpoint's refusal", r.Key, r.Err)
+		}
+	}
+	tokenPosts := 0
+	for _, r := range srv.Requests() {
+		if strings.HasSuffix(r.Path, "/oauth2/v2.0/token") {
+			tokenPosts++
+		}
+	}
+	// Three batches; only the first asks for a token.
+	if tokenPosts != 1 || srv.Writes() != 0 {
+		t.Errorf("%d token requests, %d writes; want 1, 0", tokenPosts, srv.Writes())
+	}
+}

@@ -190,12 +190,9 @@ func (g *Graph) send(ctx context.Context, reqs []batchRequest) []outcome {
 			if !temporaryStatus(r.Status) || attempt >= g.maxAttempts {
 				continue
 			}
-			w, given := retryAfter(r.header("Retry-After"), time.Now())
-			if given && w > g.maxWait {
+			w, ok := g.retryWait(r.header("Retry-After"), attempt)
+			if !ok {
 				continue // final: the caller reports it as temporary, with its RetryAfter
-			}
-			if !given {
-				w = g.backoffFor(attempt)
 			}
 			wait = max(wait, w)
 			status = r.Status
@@ -216,12 +213,46 @@ func (g *Graph) send(ctx context.Context, reqs []batchRequest) []outcome {
 	}
 }
 
-func (g *Graph) backoffFor(attempt int) time.Duration {
-	d := g.backoff
-	for i := 1; i < attempt && d < g.maxWait; i++ {
-		d *= 2
+// runEach calls f for 0..n-1, concurrency at a time. The first error f
+// returns (a failure that will repeat for every call: no token, no
+// connection) or the context's end stops further calls; it is returned.
+func (p retryPolicy) runEach(ctx context.Context, n int, f func(i int) error) error {
+	var (
+		mu    sync.Mutex
+		fatal error
+		wg    sync.WaitGroup
+	)
+	next := make(chan int)
+	for range min(p.concurrency, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				mu.Lock()
+				stop := fatal != nil
+				mu.Unlock()
+				if stop || ctx.Err() != nil {
+					continue
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if fatal == nil {
+						fatal = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
 	}
-	return min(d, g.maxWait)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if fatal == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fatal
 }
 
 // runAll sends requests in $batches of batchLimit, Concurrency at a time,
@@ -230,48 +261,27 @@ func (g *Graph) backoffFor(attempt int) time.Duration {
 // get the same error instead of repeating it.
 func (g *Graph) runAll(ctx context.Context, reqs []batchRequest) []outcome {
 	outs := make([]outcome, len(reqs))
-	starts := make(chan int)
-	var mu sync.Mutex
-	var fatal error
-	var wg sync.WaitGroup
-	for range min(g.concurrency, (len(reqs)+batchLimit-1)/batchLimit) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for start := range starts {
-				end := min(start+batchLimit, len(reqs))
-				mu.Lock()
-				f := fatal
-				mu.Unlock()
-				if f == nil {
-					f = ctx.Err()
-				}
-				if f != nil {
-					for i := start; i < end; i++ {
-						outs[i].err = f
-					}
-					continue
-				}
-				res := g.send(ctx, reqs[start:end])
-				copy(outs[start:end], res)
-				for _, o := range res {
-					if o.err != nil && isFatal(o.err) {
-						mu.Lock()
-						if fatal == nil {
-							fatal = o.err
-						}
-						mu.Unlock()
-						break
-					}
-				}
+	sent := make([]bool, (len(reqs)+batchLimit-1)/batchLimit)
+	fatal := g.runEach(ctx, len(sent), func(b int) error {
+		start := b * batchLimit
+		res := outs[start:min(start+batchLimit, len(reqs))]
+		copy(res, g.send(ctx, reqs[start:start+len(res)]))
+		sent[b] = true
+		for _, o := range res {
+			if o.err != nil && isFatal(o.err) {
+				return o.err
 			}
-		}()
+		}
+		return nil
+	})
+	for b, ok := range sent {
+		if ok {
+			continue
+		}
+		for i := b * batchLimit; i < min((b+1)*batchLimit, len(reqs)); i++ {
+			outs[i].err = fatal
+		}
 	}
-	for start := 0; start < len(reqs); start += batchLimit {
-		starts <- start
-	}
-	close(starts)
-	wg.Wait()
 	return outs
 }
 
