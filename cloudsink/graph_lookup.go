@@ -193,13 +193,16 @@ func resolve(q lookupQuery, r batchResponse) map[string]LookupResult {
 	if err != nil {
 		return all(LookupResult{Err: fmt.Errorf("cloudsink: graph: GET %s: %w", q.req.errPath, err)})
 	}
-	for _, v := range q.values {
-		var matches []models.Userable
-		for _, u := range list {
-			if have := propValue(u, q.prop); have != "" && normalize(q.prop, have) == normalize(q.prop, v) {
-				matches = append(matches, u)
-			}
+	byValue := make(map[string][]models.Userable, len(list))
+	for _, u := range list {
+		if have := propValue(u, q.prop); have != "" {
+			k := normalize(q.prop, have)
+			byValue[k] = append(byValue[k], u)
 		}
+	}
+	for _, v := range q.values {
+		k := normalize(q.prop, v)
+		matches := byValue[k]
 		var res LookupResult
 		switch {
 		case len(matches) > 1:
@@ -212,7 +215,7 @@ func resolve(q lookupQuery, r batchResponse) map[string]LookupResult {
 		default:
 			res = accountResult(matches[0])
 		}
-		out[normalize(q.prop, v)] = res
+		out[k] = res
 	}
 	return out
 }
