@@ -91,7 +91,7 @@ type Request struct {
 	// Cmdlet and Identity come from the body, when it was readable.
 	Cmdlet   string
 	Identity string
-	// Parameters names the cmdlet parameters sent, in the body's order.
+	// Parameters names the cmdlet parameters sent, sorted.
 	Parameters []string
 	Anchor     string // X-AnchorMailbox
 	// ErrorType is the Exchange exception type of a refused cmdlet, e.g.
@@ -154,8 +154,9 @@ func Mount(g *graphtest.Server, opts Options) (*Server, error) {
 		s.tenantDomain = "emulated.onmicrosoft.com"
 	}
 	for _, m := range opts.Mailboxes {
-		s.addLocked(m)
+		s.putLocked(m)
 	}
+	s.reindexLocked()
 	roles := []string{PermissionManageAsApp}
 	if opts.Roles != nil {
 		roles = opts.Roles
@@ -184,6 +185,14 @@ func (s *Server) AddMailbox(m Mailbox) Mailbox {
 }
 
 func (s *Server) addLocked(m Mailbox) *Mailbox {
+	nm := s.putLocked(m)
+	s.reindexLocked()
+	return nm
+}
+
+// putLocked stores m with its defaults, without reindexing: loading many
+// mailboxes reindexes once.
+func (s *Server) putLocked(m Mailbox) *Mailbox {
 	if m.ExternalDirectoryObjectID == "" {
 		m.ExternalDirectoryObjectID = newGUID()
 	}
@@ -205,7 +214,6 @@ func (s *Server) addLocked(m Mailbox) *Mailbox {
 	if !replaced {
 		s.mailboxes = append(s.mailboxes, &nm)
 	}
-	s.reindexLocked()
 	return &nm
 }
 
