@@ -234,68 +234,11 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 			return nil, err
 		}
 	} else {
-		var tr tracking
-		found, err := a.store.Meta(metaTracking, &tr)
+		more, err := a.readDirectory(ctx, p, o.Incremental, crls, consider)
 		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
+			return nil, err
 		}
-		var since []byte
-		if o.Incremental {
-			since, p.FullReason = a.sinceFor(tr, found, p.Started, crls)
-		}
-		review := time.Time{}
-		seen := map[string]struct{}{}
-		res, err := a.src.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
-			if _, dup := seen[u.Anchor]; dup {
-				a.log.Warn("the directory returned a user twice; the second copy is ignored",
-					zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
-				return nil
-			}
-			seen[u.Anchor] = struct{}{}
-			r, err := consider(u, false)
-			review = earlier(review, r)
-			return err
-		})
-		switch {
-		case err != nil && res.Entries == 0:
-			return nil, fmt.Errorf("agent: reading the directory: %w; nothing will be changed", err)
-		case err != nil:
-			// An incomplete read must never look like users without
-			// certificates: the whole plan is void.
-			return nil, fmt.Errorf("agent: directory read incomplete after %d users, nothing will be changed: %w", res.Entries, err)
-		}
-		p.Stats.UsersRead = len(seen)
-		p.Stats.LDAPOperations = res.Operations
-		next := tracking{Version: trackingVersion, Fingerprint: a.track.Fingerprint, CRLs: crls, Watermark: res.Next, FullAt: tr.FullAt, NextReview: review}
-		if a.policy.CheckRevocation {
-			// A stale CRL changes verdicts under revocationUnavailable:
-			// reject, so its nextUpdate is a review time too.
-			next.NextReview = earlier(next.NextReview, a.policy.Revocation.NextUpdate())
-		}
-		if res.Full {
-			if since != nil && res.Reason != "" {
-				p.FullReason = res.Reason
-			}
-			next.FullAt = p.Started
-			departed, forget, err := a.departed(seen)
-			if err != nil {
-				return nil, err
-			}
-			candidates = append(candidates, departed...)
-			p.forget = forget
-		} else {
-			p.Mode, p.FullReason = ModeIncremental, ""
-			next.NextReview = earlier(tr.NextReview, review)
-			departed, err := a.deleted(res.Deleted, seen)
-			if err != nil {
-				return nil, err
-			}
-			candidates = append(candidates, departed...)
-		}
-		if p.FullReason != "" {
-			a.log.Info("reading every user", zap.String("reason", p.FullReason))
-		}
-		p.tracking = &next
+		candidates = append(candidates, more...)
 	}
 
 	if err := a.resolve(ctx, candidates); err != nil {
@@ -318,6 +261,73 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	p.count()
 	p.Guard = a.guard(p.Stats)
 	return p, nil
+}
+
+// readDirectory reads the users of a full or incremental pass, passing
+// each to consider, and returns the departed users to withdraw values
+// from. It sets the plan's mode, reason and the tracking record to commit
+// with its results.
+func (a *Agent) readDirectory(ctx context.Context, p *Plan, incremental bool, crls string, consider func(mapping.SourceUser, bool) (time.Time, error)) ([]*UserPlan, error) {
+	var tr tracking
+	found, err := a.store.Meta(metaTracking, &tr)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	var since []byte
+	if incremental {
+		since, p.FullReason = a.sinceFor(tr, found, p.Started, crls)
+	}
+	var review time.Time
+	seen := map[string]struct{}{}
+	res, err := a.src.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
+		if _, dup := seen[u.Anchor]; dup {
+			a.log.Warn("the directory returned a user twice; the second copy is ignored",
+				zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
+			return nil
+		}
+		seen[u.Anchor] = struct{}{}
+		r, err := consider(u, false)
+		review = earlier(review, r)
+		return err
+	})
+	switch {
+	case err != nil && res.Entries == 0:
+		return nil, fmt.Errorf("agent: reading the directory: %w; nothing will be changed", err)
+	case err != nil:
+		// An incomplete read must never look like users without
+		// certificates: the whole plan is void.
+		return nil, fmt.Errorf("agent: directory read incomplete after %d users, nothing will be changed: %w", res.Entries, err)
+	}
+	p.Stats.UsersRead = len(seen)
+	p.Stats.LDAPOperations = res.Operations
+
+	next := tracking{Version: trackingVersion, Fingerprint: a.track.Fingerprint, CRLs: crls, Watermark: res.Next, FullAt: tr.FullAt}
+	var departed []*UserPlan
+	if res.Full {
+		if since != nil && res.Reason != "" {
+			p.FullReason = res.Reason
+		}
+		next.FullAt, next.NextReview = p.Started, review
+		if departed, p.forget, err = a.departed(seen); err != nil {
+			return nil, err
+		}
+	} else {
+		// Users not read keep the review times found when they were.
+		p.Mode, next.NextReview = ModeIncremental, earlier(tr.NextReview, review)
+		if departed, err = a.deleted(res.Deleted, seen); err != nil {
+			return nil, err
+		}
+	}
+	if a.policy.CheckRevocation {
+		// A stale CRL changes verdicts under revocationUnavailable:
+		// reject, so its nextUpdate is a review time too.
+		next.NextReview = earlier(next.NextReview, a.policy.Revocation.NextUpdate())
+	}
+	if p.FullReason != "" {
+		a.log.Info("reading every user", zap.String("reason", p.FullReason))
+	}
+	p.tracking = &next
+	return departed, nil
 }
 
 // evaluate decides what one source user should have and whether the cloud
