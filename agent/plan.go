@@ -164,11 +164,18 @@ func (u *UserPlan) reportable(mode string) bool {
 		return true
 	}
 	for _, t := range u.Targets {
-		if t.Problem != "" || t.Change.Changed() || len(t.Change.Dropped) > 0 || len(t.Adopted) > 0 {
+		if t.Problem != "" || t.Change.Changed() || len(t.Change.Dropped) > 0 || len(t.Adopted) > 0 || t.holdsForeign() {
 			return true
 		}
 	}
 	return false
+}
+
+// holdsForeign reports whether the cloud holds values certsync neither
+// published nor wants (left by Entra Connect or an admin): they stay, and
+// a dry run before a cutover must show them.
+func (t *TargetPlan) holdsForeign() bool {
+	return slices.ContainsFunc(t.Change.Unowned, func(v string) bool { return !slices.Contains(t.Desired, v) })
 }
 
 // PlanOptions say what a plan covers.

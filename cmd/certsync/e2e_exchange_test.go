@@ -88,11 +88,14 @@ func TestExchangeCutoverKeepsWhatItFinds(t *testing.T) {
 	if w.exo.Writes() != 0 {
 		t.Fatalf("dry run wrote %d times to Exchange", w.exo.Writes())
 	}
+	// amy's mailbox already holds what she should have, and an old
+	// certificate certsync did not publish: shown, kept, nothing written.
 	amy, ok := userByName(r, "amy@example.test")
-	if ok {
-		if tp := targetOf(amy, cloudsink.TargetUserCertificate); len(tp.Add)+len(tp.Remove)+len(tp.Adopted) != 0 {
-			t.Fatalf("amy's plan: %+v; want nothing to change", tp)
-		}
+	if !ok {
+		t.Fatalf("amy, whose mailbox holds a certificate certsync did not publish, is not in the plan: %+v", r.Users)
+	}
+	if tp := targetOf(amy, cloudsink.TargetUserCertificate); len(tp.Add)+len(tp.Remove)+len(tp.Adopted) != 0 || !sameSet(tp.Unowned, amyBefore) || tp.Status != statusUnchanged {
+		t.Fatalf("amy's plan: %+v; want nothing to change and both values reported as not certsync's", tp)
 	}
 	bea, ok := userByName(r, "bea@example.test")
 	if !ok {
@@ -104,10 +107,10 @@ func TestExchangeCutoverKeepsWhatItFinds(t *testing.T) {
 	if tp := targetOf(bea, cloudsink.TargetUserSMimeCertificate); !sameSet(tp.Add, b64s(w.smime["bea"])) {
 		t.Fatalf("bea's UserSMimeCertificate plan: %+v; want her Outlook certificate", tp)
 	}
+	// Without adoptExisting certsync wants nothing for cal and never
+	// touches what is on his mailbox, so it does not look him up at all.
 	if cal, ok := userByName(r, "cal@example.test"); ok {
-		if tp := targetOf(cal, cloudsink.TargetUserCertificate); len(tp.Remove) != 0 || len(tp.Unowned) != 1 {
-			t.Fatalf("cal's plan: %+v; want his old certificate reported as kept", tp)
-		}
+		t.Fatalf("cal, for whom certsync wants nothing, is in the plan: %+v", cal)
 	}
 
 	w.syncJSON(0)
