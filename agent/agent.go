@@ -85,10 +85,10 @@ type Options struct {
 
 // Tracking governs incremental passes (PlanOptions.Incremental).
 type Tracking struct {
-	// Fingerprint identifies everything that decides which users are in
-	// scope and what they should hold (directory, filter, policy, targets).
-	// A watermark taken under another fingerprint is not used: the next
-	// pass reads everything.
+	// Fingerprint identifies what decides the values users should hold
+	// (CAs, policy, targets); the source's watermark covers which users
+	// are in scope. A watermark taken under another fingerprint is not
+	// used: the next pass reads everything.
 	Fingerprint string
 	// FullInterval: an incremental pass reads everything again when the
 	// last full read is older, to find deleted users and users that left

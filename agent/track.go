@@ -34,7 +34,7 @@ func (a *Agent) sinceFor(t tracking, found bool, now time.Time, crls string) ([]
 	case !found || t.Version != trackingVersion:
 		return nil, "no change-tracking watermark yet"
 	case t.Fingerprint != a.track.Fingerprint:
-		return nil, "the source, policy or targets changed since the last full read"
+		return nil, "the trusted CAs, policy or targets changed since the last full read"
 	case t.CRLs != crls:
 		return nil, "the issuing CAs published new CRLs"
 	case t.Watermark == nil:

@@ -89,7 +89,7 @@ func newPipeline(cfg *config.Config, log *zap.Logger) (*pipeline, error) {
 	if p.sinks, err = buildSinks(cfg, log); err != nil {
 		return nil, err
 	}
-	p.fingerprint = fingerprint(cfg, p.policy, p.ldap)
+	p.fingerprint = fingerprint(cfg, p.policy)
 	return p, nil
 }
 
@@ -126,21 +126,11 @@ func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 			return ldapsrc.Config{}, err
 		}
 	}
-	ids := []string{"mail", "userPrincipalName", "sAMAccountName", "uid"}
-	matches := []string{cfg.Cloud.Match.SourceAttribute}
+	ids := addNames([]string{"mail", "userPrincipalName", "sAMAccountName", "uid"}, cfg.Cloud.Match.SourceAttribute)
 	certAttrs := []string{mapping.AttrUserCertificate, mapping.AttrUserSMIMECertificate}
 	if cfg.Cloud.Exchange.Enabled {
-		matches = append(matches, cfg.Cloud.Exchange.Match.SourceAttribute)
-		for _, a := range slices.Sorted(maps.Keys(cfg.Cloud.Exchange.Mapping)) {
-			if !slices.ContainsFunc(certAttrs, func(c string) bool { return strings.EqualFold(c, a) }) {
-				certAttrs = append(certAttrs, a)
-			}
-		}
-	}
-	for _, m := range matches {
-		if !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, m) }) {
-			ids = append(ids, m)
-		}
+		ids = addNames(ids, cfg.Cloud.Exchange.Match.SourceAttribute)
+		certAttrs = addNames(certAttrs, slices.Sorted(maps.Keys(cfg.Cloud.Exchange.Mapping))...)
 	}
 	return ldapsrc.Config{
 		URL:                   s.URL,
@@ -155,6 +145,17 @@ func buildLDAPConfig(cfg *config.Config) (ldapsrc.Config, error) {
 			Keytab: cfg.Path(s.Bind.KeytabFile), CCache: cfg.Path(s.Bind.CCacheFile), Realm: s.Bind.Realm, SPN: s.Bind.SPN, Krb5Conf: cfg.Path(s.Bind.Krb5ConfFile)},
 		TLS: ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},
 	}, nil
+}
+
+// addNames appends the attribute names list does not hold yet (LDAP names
+// compare case-insensitively).
+func addNames(list []string, names ...string) []string {
+	for _, n := range names {
+		if !slices.ContainsFunc(list, func(l string) bool { return strings.EqualFold(l, n) }) {
+			list = append(list, n)
+		}
+	}
+	return list
 }
 
 // buildCredential builds the one credential both cloud services use (it
@@ -267,13 +268,16 @@ func mailboxValues(feeds map[string]string, mailboxAttr string) func(mapping.Eva
 	var sources []string
 	for ldapAttr, box := range feeds {
 		if box == mailboxAttr {
-			sources = append(sources, strings.ToLower(ldapAttr))
+			sources = append(sources, ldapAttr)
 		}
+	}
+	fedBy := func(attr string) bool {
+		return slices.ContainsFunc(sources, func(s string) bool { return strings.EqualFold(s, attr) })
 	}
 	return func(ev mapping.Evaluation) []string {
 		var out []string
 		for _, c := range ev.Accepted {
-			if slices.ContainsFunc(c.Attributes, func(a string) bool { return slices.Contains(sources, strings.ToLower(a)) }) {
+			if slices.ContainsFunc(c.Attributes, fedBy) {
 				out = append(out, base64.StdEncoding.EncodeToString(c.Cert.Raw))
 			}
 		}
