@@ -5,20 +5,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/certsync/certsync/cloudsink/graphtest"
 	"github.com/certsync/certsync/ldapsrc/ldaptest"
-	"github.com/certsync/certsync/mapping/pkitest"
 )
 
 // BenchmarkADPass measures what issue 4 asks to report: the cost of a
@@ -51,181 +46,101 @@ func BenchmarkADPass(b *testing.B) {
 	w := newADBench(b, domainController(b), n)
 	b.Logf("seeded %d AD users and their cloud twins in %s", n, time.Since(start).Round(time.Millisecond))
 
-	b.Run("full-first", func(b *testing.B) {
-		var m adBenchMetrics
-		b.StopTimer()
-		b.ResetTimer()
-		for range b.N {
-			w.unpublish(b)
-			r := w.pass(b, true)
-			if r.head.Mode != "full" || r.head.Summary.UsersRead != n || r.head.Summary.UsersChanged != n || r.patches != n {
-				b.Fatalf("first pass: mode %s, %d read, %d changed, %d PATCH; want full, %d, %d, %d", r.head.Mode, r.head.Summary.UsersRead, r.head.Summary.UsersChanged, r.patches, n, n, n)
+	incremental := []string{"--incremental"}
+	for _, bc := range []struct {
+		name string
+		args []string
+		// warm runs one untimed pass with args first, to set the starting
+		// state (publish what an earlier sub-benchmark left undone, set the
+		// watermark).
+		warm bool
+		each func(w *adBench, b *testing.B) // untimed, before each timed pass
+		// What each timed pass must report; quiet: no cloud request at all.
+		mode                   string
+		read, changed, patches int
+		quiet                  bool
+	}{
+		{name: "full-first", each: (*adBench).unpublish,
+			mode: "full", read: n, changed: n, patches: n},
+		{name: "full-nochange", warm: true,
+			mode: "full", read: n},
+		{name: "incremental-nochange", args: incremental, warm: true,
+			mode: "incremental", quiet: true},
+		{name: "incremental-outside-change", args: incremental, warm: true,
+			each: func(w *adBench, b *testing.B) {
+				w.dc.SetCertificates(b, w.outside, "userCertificate", [][]byte{w.newCert("outside")})
+			},
+			mode: "incremental", quiet: true},
+		{name: "incremental-one-change", args: incremental, warm: true,
+			each: func(w *adBench, b *testing.B) {
+				w.dc.SetCertificates(b, w.dns[adBenchFirst], "userCertificate", [][]byte{w.newCert(adBenchFirst)})
+			},
+			mode: "incremental", read: 1, changed: 1, patches: 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			w := w.on(b)
+			var m adBenchMetrics
+			b.StopTimer()
+			b.ResetTimer()
+			if bc.warm {
+				w.pass(b, false, bc.args...)
 			}
-			m.add(r)
-		}
-		m.report(b)
-	})
-
-	b.Run("full-nochange", func(b *testing.B) {
-		var m adBenchMetrics
-		b.StopTimer()
-		b.ResetTimer()
-		w.pass(b, false) // publish whatever an earlier sub-benchmark left undone
-		for range b.N {
-			r := w.pass(b, true)
-			if r.head.Mode != "full" || r.head.Summary.UsersRead != n || r.head.Summary.UsersChanged != 0 || r.patches != 0 {
-				b.Fatalf("no-change full pass: mode %s, %d read, %d changed, %d PATCH; want full, %d, 0, 0", r.head.Mode, r.head.Summary.UsersRead, r.head.Summary.UsersChanged, r.patches, n)
+			for range b.N {
+				if bc.each != nil {
+					bc.each(w, b)
+				}
+				r := w.pass(b, true, bc.args...)
+				if s := r.head.Summary; r.head.Mode != bc.mode || s.UsersRead != bc.read || s.UsersChanged != bc.changed || r.patches != bc.patches || (bc.quiet && r.requests != 0) {
+					b.Fatalf("mode %s (%q), %d read, %d changed, %d PATCH, %d cloud requests; want %s, %d read, %d changed, %d PATCH (no cloud request: %v)",
+						r.head.Mode, r.head.FullReason, s.UsersRead, s.UsersChanged, r.patches, r.requests,
+						bc.mode, bc.read, bc.changed, bc.patches, bc.quiet)
+				}
+				m.add(r)
 			}
-			m.add(r)
-		}
-		m.report(b)
-	})
-
-	b.Run("incremental-nochange", func(b *testing.B) {
-		var m adBenchMetrics
-		b.StopTimer()
-		b.ResetTimer()
-		w.pass(b, false, "--incremental") // sets the watermark, full read or not
-		for range b.N {
-			r := w.pass(b, true, "--incremental")
-			if r.head.Mode != "incremental" || r.head.Summary.UsersRead != 0 || r.requests != 0 {
-				b.Fatalf("no-change incremental pass: mode %s (%q), %d users read, %d cloud requests; want incremental, 0, 0",
-					r.head.Mode, r.head.FullReason, r.head.Summary.UsersRead, r.requests)
-			}
-			m.add(r)
-		}
-		m.report(b)
-	})
-
-	b.Run("incremental-outside-change", func(b *testing.B) {
-		var m adBenchMetrics
-		b.StopTimer()
-		b.ResetTimer()
-		w.pass(b, false, "--incremental")
-		for range b.N {
-			w.dc.SetCertificates(b, w.outside, "userCertificate", [][]byte{w.benchLeaf(b, fmt.Sprintf("outside-%d", time.Now().UnixNano()))})
-			r := w.pass(b, true, "--incremental")
-			if r.head.Mode != "incremental" || r.head.Summary.UsersRead != 0 || r.requests != 0 {
-				b.Fatalf("incremental pass after an out-of-scope change: mode %s (%q), %d users read, %d cloud requests; want incremental, 0, 0",
-					r.head.Mode, r.head.FullReason, r.head.Summary.UsersRead, r.requests)
-			}
-			m.add(r)
-		}
-		m.report(b)
-	})
-
-	b.Run("incremental-one-change", func(b *testing.B) {
-		var m adBenchMetrics
-		b.StopTimer()
-		b.ResetTimer()
-		w.pass(b, false, "--incremental")
-		for range b.N {
-			w.replaceCertificate(b, 0)
-			r := w.pass(b, true, "--incremental")
-			if r.head.Mode != "incremental" || r.head.Summary.UsersRead != 1 || r.head.Summary.UsersChanged != 1 || r.patches != 1 {
-				b.Fatalf("one-change incremental pass: mode %s (%q), %d read, %d changed, %d PATCH; want incremental, 1, 1, 1",
-					r.head.Mode, r.head.FullReason, r.head.Summary.UsersRead, r.head.Summary.UsersChanged, r.patches)
-			}
-			m.add(r)
-		}
-		m.report(b)
-	})
+			m.report(b)
+		})
+	}
 }
+
+// adBenchFirst is the seeded user whose certificate incremental-one-change
+// replaces.
+const adBenchFirst = "u0000"
 
 // adBench is the benchmark's users on the shared DC, their cloud twins and
 // a configuration as an admin would write it for Active Directory.
 type adBench struct {
-	*world
-	dc  *ldaptest.Samba
-	dns []string // DNs, in seeding order
+	*adWorld
 	// outside is a user in no benchmark's filter, changed to move the
 	// DC's USN without changing anything in scope.
 	outside string
 }
 
-// newADBench seeds n users, each with mail and one certificate from the
-// world's issuing CA, in a department of their own, and their cloud twins
-// matched by onPremisesImmutableId = base64(objectGUID). It is
-// newADWorld's set-up for a testing.TB and thousands of users.
+// newADBench seeds newADWorld's world with n users, each with one
+// certificate, and one user outside the filter.
 func newADBench(b *testing.B, dc *ldaptest.Samba, n int) *adBench {
 	b.Helper()
-	dept := fmt.Sprintf("bench-%d", time.Now().UnixNano()) // -count=N seeds its own users
-	w := &adBench{world: &world{t: b, dir: b.TempDir(), cloudIDs: map[string]string{}}, dc: dc}
-	root, err := pkitest.NewRootCA("AD Bench Root CA")
-	if err != nil {
-		b.Fatal(err)
+	people := make([]adPerson, n)
+	for i := range people {
+		people[i] = adPerson{name: fmt.Sprintf("u%04d", i), certs: 1}
 	}
-	if w.issuing, err = root.NewIntermediate("AD Bench Issuing CA"); err != nil {
-		b.Fatal(err)
-	}
-	users := make([]ldaptest.SambaUser, n)
-	for i := range users {
-		name := fmt.Sprintf("%s-%04d", dept, i)
-		users[i] = ldaptest.SambaUser{Name: name, Mail: name + "@samba.test",
-			UserCertificates: [][]byte{w.benchLeaf(b, name)},
-			Attributes:       map[string][]string{"department": {dept}}}
-	}
-	added := dc.AddUsers(b, users)
-	w.outside, _ = dc.AddUser(b, ldaptest.SambaUser{Name: dept + "-out", Attributes: map[string][]string{"department": {dept + "-outside"}}})
-	cloud := make([]graphtest.User, n)
-	w.dns = make([]string, n)
-	for i, a := range added {
-		w.dns[i] = a.DN
-		cloud[i] = graphtest.User{UserPrincipalName: users[i].Mail, Mail: users[i].Mail,
-			OnPremisesImmutableID: base64.StdEncoding.EncodeToString(a.GUID)}
-	}
-	if w.graph, err = graphtest.Start(graphtest.Options{Users: cloud, ClientSecret: "bench-client-secret"}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = w.graph.Close() })
-	files := map[string][]byte{
-		"issuing.pem":  pkitest.CertPEM(root.Cert, w.issuing.Cert),
-		"ldap-ca.pem":  dc.CAPEM,
-		"ldap-pw":      []byte(dc.AdminPassword),
-		"graph-ca.pem": w.graph.CAPEM(),
-		"secret":       []byte(w.graph.ClientSecret()),
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(w.dir, name), data, 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
+	w := &adBench{adWorld: newADWorld(b, dc, people, "", "")}
+	w.outside, _ = dc.AddUser(b, ldaptest.SambaUser{Name: w.dept + "-out", Attributes: map[string][]string{"department": {w.dept + "-outside"}}})
 	// Pages of 1000, AD's cap, as an admin of a directory this size sets.
-	cfg := fmt.Sprintf(`source:
-  url: %s
-  baseDN: "%s"
-  filter: "(&(objectCategory=person)(objectClass=user)(department=%s))"
-  pageSize: 1000
-  bind: {method: simple, username: "%s", passwordFile: ldap-pw}
-  tls: {caFile: ldap-ca.pem, serverName: %s}
-cloud:
-  tenantID: "%s"
-  clientID: "%s"
-  credential: {method: secret, secretFile: secret}
-  graphEndpoint: "%s"
-  authorityHost: "%s/"
-  caFile: graph-ca.pem
-policy:
-  issuingCAFile: issuing.pem
-state: {path: state/state.db}
-log: {level: warn, format: json}
-`, dc.URL, dc.BaseDN, dept, dc.AdminUser, dc.ServerName, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL())
-	w.cfg = filepath.Join(w.dir, "agent.yaml")
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	w.sourceKeys = []string{"pageSize: 1000"}
+	w.writeConfig(dc.URL)
 	return w
 }
 
-// benchLeaf issues a valid certificate for name. world.leaf would report
-// failures to the world's TB, which is not the running sub-benchmark's.
-func (w *adBench) benchLeaf(b *testing.B, name string) []byte {
-	b.Helper()
-	c, _, err := w.issuing.Issue(pkitest.LeafOptions{CommonName: name, Email: name + "@samba.test", NotBefore: time.Now().Add(-time.Hour)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c.Raw
+// on returns w reporting to b, the running sub-benchmark: the world's
+// helpers (newCert) report to the world's TB, and a failure reported to
+// the top-level benchmark from a sub-benchmark's goroutine would not stop
+// the sub-benchmark.
+func (w *adBench) on(b *testing.B) *adBench {
+	aw := *w.adWorld
+	tw := *aw.world
+	tw.t = b
+	aw.world = &tw
+	return &adBench{adWorld: &aw, outside: w.outside}
 }
 
 // unpublish returns the world to before the first pass: no state file, no
@@ -241,13 +156,6 @@ func (w *adBench) unpublish(b *testing.B) {
 			w.graph.AddUser(u)
 		}
 	}
-}
-
-// replaceCertificate gives the i-th user a fresh certificate in place of
-// the one it has.
-func (w *adBench) replaceCertificate(b *testing.B, i int) {
-	b.Helper()
-	w.dc.SetCertificates(b, w.dns[i], "userCertificate", [][]byte{w.benchLeaf(b, fmt.Sprintf("replaced-%d", time.Now().UnixNano()))})
 }
 
 // adPass is one `certsync sync` run: its report's head and what it cost.
@@ -269,7 +177,7 @@ func (w *adBench) pass(b *testing.B, timed bool, args ...string) adPass {
 	argv := append([]string{certsyncBin, "sync", "--config", w.cfg, "--output", "json"}, args...)
 	measureRSS := false
 	if _, err := os.Stat(gnuTime); err == nil {
-		argv = append([]string{gnuTime, "-f", "certsync-maxrss=%M"}, argv...)
+		argv = underGNUTime(argv...)
 		measureRSS = true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -297,14 +205,7 @@ func (w *adBench) pass(b *testing.B, timed bool, args ...string) adPass {
 		b.Fatalf("certsync sync %v: the report says %s", args, r.head.Error)
 	}
 	if measureRSS {
-		for _, line := range strings.Split(errb.String(), "\n") {
-			if v, ok := strings.CutPrefix(line, "certsync-maxrss="); ok {
-				r.rssKiB, _ = strconv.Atoi(strings.TrimSpace(v))
-			}
-		}
-		if r.rssKiB == 0 {
-			b.Fatalf("no peak RSS from %s:\n%s", gnuTime, errb.String())
-		}
+		r.rssKiB = peakRSSKiB(b, errb.String())
 	}
 	for _, req := range w.graph.Requests() {
 		r.requests++

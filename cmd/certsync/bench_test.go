@@ -69,7 +69,8 @@ func benchFullPass(b *testing.B, n int) {
 // child would report this test process's own size.
 func timedSync(b *testing.B, w *world) (wall, cpu time.Duration, maxRSSKiB int) {
 	b.Helper()
-	cmd := exec.Command(gnuTime, "-f", "certsync-maxrss=%M", certsyncBin, "sync", "--config", w.cfg, "--output", "json")
+	argv := underGNUTime(certsyncBin, "sync", "--config", w.cfg, "--output", "json")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	start := time.Now()
@@ -78,19 +79,33 @@ func timedSync(b *testing.B, w *world) (wall, cpu time.Duration, maxRSSKiB int) 
 	}
 	wall = time.Since(start)
 	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	for _, line := range strings.Split(errb.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "certsync-maxrss="); ok {
-			maxRSSKiB, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	if maxRSSKiB == 0 {
-		b.Fatalf("no peak RSS from %s:\n%s", gnuTime, errb.String())
-	}
-	return wall, cpu, maxRSSKiB
+	return wall, cpu, peakRSSKiB(b, errb.String())
 }
 
 // gnuTime is Debian's `time` package (apt-get install time).
 const gnuTime = "/usr/bin/time"
+
+// rssMarker starts GNU time's line on stderr, among certsync's own log.
+const rssMarker = "certsync-maxrss="
+
+// underGNUTime makes argv run under GNU time, which reports its peak RSS.
+func underGNUTime(argv ...string) []string {
+	return append([]string{gnuTime, "-f", rssMarker + "%M"}, argv...)
+}
+
+// peakRSSKiB finds GNU time's report in a child's stderr.
+func peakRSSKiB(b *testing.B, stderr string) int {
+	b.Helper()
+	for _, line := range strings.Split(stderr, "\n") {
+		if v, ok := strings.CutPrefix(line, rssMarker); ok {
+			if kib, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && kib > 0 {
+				return kib
+			}
+		}
+	}
+	b.Fatalf("no peak RSS from %s:\n%s", gnuTime, stderr)
+	return 0
+}
 
 // ldapsearch times the raw read certsync's pass can never beat: the same
 // filter and attributes, paged, over StartTLS, output discarded.

@@ -66,6 +66,9 @@ type adWorld struct {
 	certs   map[string][][]byte // name → userCertificate values
 	bindYML string
 	extra   string
+	// More keys of source and policy, e.g. "changeTracking: dirsync",
+	// taken by the next writeConfig.
+	sourceKeys, policyKeys []string
 }
 
 type adPerson struct {
@@ -74,7 +77,7 @@ type adPerson struct {
 	smime int // certificates in userSMIMECertificate, as Outlook's PKCS#7
 }
 
-func newADWorld(t *testing.T, dc *ldaptest.Samba, people []adPerson, bind, extra string) *adWorld {
+func newADWorld(t testing.TB, dc *ldaptest.Samba, people []adPerson, bind, extra string) *adWorld {
 	t.Helper()
 	w := &adWorld{world: &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}, dc: dc,
 		dept: fmt.Sprintf("e2e-%d", time.Now().UnixNano()), dns: map[string]string{}, guids: map[string][]byte{}, certs: map[string][][]byte{}, bindYML: bind, extra: extra}
@@ -144,10 +147,17 @@ func (w *adWorld) writeConfig(url string) {
 	if bind == "" {
 		bind = fmt.Sprintf(`{method: simple, username: "%s", passwordFile: ldap-pw}`, w.dc.AdminUser)
 	}
+	keys := func(ks []string) string {
+		var b strings.Builder
+		for _, k := range ks {
+			b.WriteString("\n  " + k)
+		}
+		return b.String()
+	}
 	cfg := fmt.Sprintf(`source:
   url: %s
   baseDN: "%s"
-  filter: "(&(objectCategory=person)(objectClass=user)(department=%s))"
+  filter: "(&(objectCategory=person)(objectClass=user)(department=%s))"%s
   bind: %s
   tls: {caFile: ldap-ca.pem, serverName: %s}
 cloud:
@@ -158,10 +168,10 @@ cloud:
   authorityHost: "%s/"
   caFile: graph-ca.pem
 policy:
-  issuingCAFile: issuing.pem
+  issuingCAFile: issuing.pem%s
 state: {path: state/state.db}
 log: {level: warn, format: json}
-%s`, url, w.dc.BaseDN, w.dept, bind, w.dc.ServerName, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), w.extra)
+%s`, url, w.dc.BaseDN, w.dept, keys(w.sourceKeys), bind, w.dc.ServerName, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), keys(w.policyKeys), w.extra)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		w.t.Fatal(err)
 	}
@@ -238,13 +248,8 @@ func TestADIncrementalPasses(t *testing.T) {
 func TestADDirSyncReportsDeletions(t *testing.T) {
 	dc := domainController(t)
 	w := newADWorld(t, dc, []adPerson{{"dan", 1, 0}, {"eve", 1, 0}}, "", "")
-	raw, err := os.ReadFile(w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(w.cfg, []byte(strings.Replace(string(raw), "  bind:", "  changeTracking: dirsync\n  bind:", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w.sourceKeys = []string{"changeTracking: dirsync"}
+	w.writeConfig(dc.URL)
 	if r := w.syncJSON(0, "--incremental"); r.Mode != "full" || r.Summary.UsersChanged != 2 {
 		t.Fatalf("first pass: mode %s, %d changed", r.Mode, r.Summary.UsersChanged)
 	}
@@ -312,13 +317,8 @@ func (w *adWorld) publishCRL(caName string, crl []byte) {
 func TestADRevokedCertificateRejected(t *testing.T) {
 	dc := domainController(t)
 	w := newADWorld(t, dc, []adPerson{{"gus", 1, 0}, {"hal", 1, 0}}, "", "")
-	raw, err := os.ReadFile(w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(w.cfg, []byte(strings.Replace(string(raw), "  issuingCAFile: issuing.pem", "  issuingCAFile: issuing.pem\n  checkRevocation: true", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w.policyKeys = []string{"checkRevocation: true"}
+	w.writeConfig(dc.URL)
 	// Other tests' CAs publish their CRLs to the same DC: a CA without a
 	// CRL is handled by revocationUnavailable (keep), with a warning.
 	r := w.syncJSON(0, "--incremental")

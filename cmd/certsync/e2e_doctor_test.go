@@ -85,15 +85,8 @@ func TestDoctorBrokenConfiguration(t *testing.T) {
 func TestDoctorActiveDirectory(t *testing.T) {
 	dc := domainController(t)
 	w := newADWorld(t, dc, []adPerson{{"jon", 1, 0}}, "", "")
-	raw, err := os.ReadFile(w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(raw), "  issuingCAFile: issuing.pem", "  issuingCAFile: issuing.pem\n  checkRevocation: true", 1)
-	cfg = strings.Replace(cfg, "  bind:", "  changeTracking: dirsync\n  bind:", 1)
-	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w.sourceKeys, w.policyKeys = []string{"changeTracking: dirsync"}, []string{"checkRevocation: true"}
+	w.writeConfig(dc.URL)
 	code, lines, out := w.doctor()
 	t.Log(out)
 	if code != 0 {

@@ -156,22 +156,20 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 	}
 	w.slapd = ldaptest.StartSlapd(t, ldaptest.SlapdOptions{SeedLDIF: seed.Bytes()})
 	gopts := graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}
-	{
-		if setup.certCredential {
-			appCert, appKey, err := root.Issue(pkitest.LeafOptions{CommonName: "certsync app", RSA: true, EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			keyPEM, err := pkitest.KeyPEM(appKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(w.dir, "app.pem"), append(pkitest.CertPEM(appCert), keyPEM...), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			gopts.ClientSecret, gopts.ClientCertificates = "", []*x509.Certificate{appCert}
-			credential = "{method: certificate, certificateFile: app.pem}"
+	if setup.certCredential {
+		appCert, appKey, err := root.Issue(pkitest.LeafOptions{CommonName: "certsync app", RSA: true, EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if err != nil {
+			t.Fatal(err)
 		}
+		keyPEM, err := pkitest.KeyPEM(appKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(w.dir, "app.pem"), append(pkitest.CertPEM(appCert), keyPEM...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		gopts.ClientSecret, gopts.ClientCertificates = "", []*x509.Certificate{appCert}
+		credential = "{method: certificate, certificateFile: app.pem}"
 	}
 	if w.graph, err = graphtest.Start(gopts); err != nil {
 		t.Fatal(err)
