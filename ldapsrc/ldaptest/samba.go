@@ -3,7 +3,6 @@ package ldaptest
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,8 +20,6 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
-
-	"github.com/certsync/certsync/mapping/pkitest"
 )
 
 // SambaOptions configures StartSamba.
@@ -205,37 +202,9 @@ func (s *Samba) provision(host string) error {
 }
 
 // writePKI makes a CA and the DC's server certificate with pkitest.
-func (s *Samba) writePKI(dir string) error {
-	ca, err := pkitest.NewRootCA("ldaptest Samba CA")
-	if err != nil {
-		return err
-	}
-	srv, err := ca.ServerTLS(s.ServerName, "localhost", "127.0.0.1", "::1")
-	if err != nil {
-		return err
-	}
-	signer, ok := srv.PrivateKey.(crypto.Signer)
-	if !ok {
-		return fmt.Errorf("server key %T is not a crypto.Signer", srv.PrivateKey)
-	}
-	keyPEM, err := pkitest.KeyPEM(signer)
-	if err != nil {
-		return err
-	}
-	s.CAPEM = pkitest.CertPEM(ca.Cert)
-	s.RootCAs = x509.NewCertPool()
-	s.RootCAs.AddCert(ca.Cert)
-	files := map[string][]byte{
-		s.CAFile:                         s.CAPEM,
-		filepath.Join(dir, "server.pem"): pkitest.CertPEM(srv.Leaf),
-		filepath.Join(dir, "server.key"): keyPEM, // samba refuses a key readable by others
-	}
-	for name, data := range files {
-		if err := os.WriteFile(name, data, 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-	}
-	return nil
+func (s *Samba) writePKI(dir string) (err error) {
+	s.CAPEM, s.RootCAs, err = writeServerPKI("ldaptest Samba CA", s.CAFile, dir, s.ServerName, "localhost", "127.0.0.1", "::1")
+	return err
 }
 
 // start runs samba in the namespace, opens the forwarders, writes

@@ -238,37 +238,45 @@ func adminConn(t testing.TB, what string, dial func() (*ldap.Conn, error)) *ldap
 }
 
 // writeTLS makes the CA and server certificate and writes them as PEM.
-func (s *Slapd) writeTLS() error {
-	ca, err := pkitest.NewRootCA("ldaptest slapd CA")
+func (s *Slapd) writeTLS() (err error) {
+	s.CAPEM, s.RootCAs, err = writeServerPKI("ldaptest slapd CA", s.CAFile, s.Dir, "127.0.0.1", "localhost")
+	return err
+}
+
+// writeServerPKI makes a CA and a server certificate for hosts, writes
+// the CA to caFile and server.pem / server.key (mode 0600: samba refuses
+// a key others can read) to dir, and returns the CA as PEM and as a pool.
+func writeServerPKI(caName, caFile, dir string, hosts ...string) ([]byte, *x509.CertPool, error) {
+	ca, err := pkitest.NewRootCA(caName)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	srv, err := ca.ServerTLS("127.0.0.1", "localhost")
+	srv, err := ca.ServerTLS(hosts...)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	signer, ok := srv.PrivateKey.(crypto.Signer)
 	if !ok {
-		return fmt.Errorf("server key %T is not a crypto.Signer", srv.PrivateKey)
+		return nil, nil, fmt.Errorf("server key %T is not a crypto.Signer", srv.PrivateKey)
 	}
 	keyPEM, err := pkitest.KeyPEM(signer)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	s.CAPEM = pkitest.CertPEM(ca.Cert)
-	s.RootCAs = x509.NewCertPool()
-	s.RootCAs.AddCert(ca.Cert)
+	caPEM := pkitest.CertPEM(ca.Cert)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
 	files := map[string][]byte{
-		s.CAFile:                           s.CAPEM,
-		filepath.Join(s.Dir, "server.pem"): pkitest.CertPEM(srv.Leaf),
-		filepath.Join(s.Dir, "server.key"): keyPEM,
+		caFile:                           caPEM,
+		filepath.Join(dir, "server.pem"): pkitest.CertPEM(srv.Leaf),
+		filepath.Join(dir, "server.key"): keyPEM,
 	}
 	for name, data := range files {
 		if err := os.WriteFile(name, data, 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+			return nil, nil, fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	return nil
+	return caPEM, roots, nil
 }
 
 // config renders slapd.conf. Paths are those of Debian's slapd package;
