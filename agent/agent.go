@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/certsync/certsync/cloudsink"
 	"github.com/certsync/certsync/ldapsrc"
 	"github.com/certsync/certsync/mapping"
 	"github.com/certsync/certsync/state"
@@ -36,27 +35,12 @@ var (
 	_ Store  = (*state.Store)(nil)
 )
 
-// Match says how a source user is found in one cloud service.
-type Match struct {
-	SourceAttribute string // e.g. objectGUID (its base64 is onPremisesImmutableId), mail
-	CloudProperty   string // onPremisesImmutableId, mail, userPrincipalName
-}
-
-// SinkSpec is one cloud service with the rules that feed it.
-type SinkSpec struct {
-	Sink  cloudsink.Sink
-	Match Match
-	// Desired renders a user's verdict as the values each target should
-	// hold; one entry per target of the sink.
-	Desired map[string]func(mapping.Evaluation) []string
-	// Account names what the sink's accounts are, in reports: "mailbox";
-	// default "cloud user".
-	Account string
-	// AdoptExisting: values already in the cloud that certsync did not
-	// publish become its own (kept when wanted, removed when not), instead
-	// of being left alone. For a cutover from a tool that published the
-	// same values, such as Entra Connect.
-	AdoptExisting bool
+// NamedSource is one directory of the agent. Its name keys the state
+// records of its users and its change-tracking watermark, so it must stay
+// the same for the life of the state file.
+type NamedSource struct {
+	Name   string
+	Source Source
 }
 
 // Safety holds the plan-wide deletion guard.
@@ -65,14 +49,17 @@ type Safety struct {
 	MaxDeletePercent int // of the users in state; 0: no limit
 }
 
-// Options configure an Agent. Source, Store and at least one sink are
-// required.
+// Options configure an Agent. At least one source, the store and at least
+// one target are required.
 type Options struct {
-	Source Source
-	Store  Store
-	Sinks  []SinkSpec
-	Policy mapping.Policy
-	Safety Safety
+	// Sources are read in this order. State records written before
+	// certsync read several directories name no source: they belong to
+	// the first.
+	Sources []NamedSource
+	Store   Store
+	Targets []Target
+	Policy  mapping.Policy
+	Safety  Safety
 	// Tracking governs incremental passes.
 	Tracking Tracking
 	// CRLs keeps the CRLs between the passes of a long-running agent when
@@ -86,9 +73,9 @@ type Options struct {
 // Tracking governs incremental passes (PlanOptions.Incremental).
 type Tracking struct {
 	// Fingerprint identifies what decides the values users should hold
-	// (CAs, policy, targets); the source's watermark covers which users
-	// are in scope. A watermark taken under another fingerprint is not
-	// used: the next pass reads everything.
+	// (CAs, policy, targets: see Fingerprint); each source's watermark
+	// covers which of its users are in scope. A watermark taken under
+	// another fingerprint is not used: the next pass reads everything.
 	Fingerprint string
 	// FullInterval: an incremental pass reads everything again when the
 	// last full read is older, to find deleted users and users that left
@@ -96,13 +83,13 @@ type Tracking struct {
 	FullInterval time.Duration
 }
 
-// Agent runs passes. It is not safe for concurrent passes; the state
-// file's lock keeps one agent per file.
+// Agent plans and applies passes over one open state file. It is not safe
+// for concurrent passes; the state file's lock keeps one agent per file.
 type Agent struct {
-	src     Source
+	sources []NamedSource
 	store   Store
-	sinks   []SinkSpec
-	targets []targetSpec // flattened over sinks, in sink order
+	targets []Target
+	attrs   []attrSpec // flattened over targets, in target order
 	policy  mapping.Policy
 	safety  Safety
 	track   Tracking
@@ -111,23 +98,23 @@ type Agent struct {
 	now     func() time.Time
 }
 
-type targetSpec struct {
-	sink    int
-	name    string
-	limit   int
-	adopt   bool
-	desired func(mapping.Evaluation) []string
+// attrSpec is one attribute of one target.
+type attrSpec struct {
+	target int
+	name   string
+	limit  int
+	adopt  bool
 }
 
 // New checks the options and builds an Agent.
 func New(o Options) (*Agent, error) {
-	if o.Source == nil || o.Store == nil {
+	if len(o.Sources) == 0 || o.Store == nil {
 		return nil, errors.New("agent: a source and a state store are required")
 	}
-	if len(o.Sinks) == 0 {
-		return nil, errors.New("agent: no cloud target is enabled")
+	if len(o.Targets) == 0 {
+		return nil, errors.New("agent: no target is enabled")
 	}
-	a := &Agent{src: o.Source, store: o.Store, sinks: o.Sinks, policy: o.Policy, safety: o.Safety, track: o.Tracking, crls: o.CRLs, log: o.Log, now: o.Now}
+	a := &Agent{sources: o.Sources, store: o.Store, targets: o.Targets, policy: o.Policy, safety: o.Safety, track: o.Tracking, crls: o.CRLs, log: o.Log, now: o.Now}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -137,26 +124,52 @@ func New(o Options) (*Agent, error) {
 	if a.crls == nil {
 		a.crls = &CRLCache{}
 	}
-	seen := map[string]bool{}
-	for i, s := range o.Sinks {
-		if s.Sink == nil {
-			return nil, fmt.Errorf("agent: sink %d is nil", i)
+	names := map[string]bool{}
+	for i, s := range o.Sources {
+		if s.Source == nil || s.Name == "" {
+			return nil, fmt.Errorf("agent: source %d has no name or no directory", i)
 		}
-		for _, t := range s.Sink.Targets() {
-			fn := s.Desired[t.Name]
-			if fn == nil {
-				return nil, fmt.Errorf("agent: target %s has no rule for its values", t.Name)
+		if names[s.Name] {
+			return nil, fmt.Errorf("agent: two sources are named %q", s.Name)
+		}
+		names[s.Name] = true
+	}
+	seen := map[string]bool{}
+	for i, t := range o.Targets {
+		if t == nil {
+			return nil, fmt.Errorf("agent: target %d is nil", i)
+		}
+		for _, at := range t.Attributes() {
+			if seen[at.Name] {
+				return nil, fmt.Errorf("agent: attribute %s is written by two targets", at.Name)
 			}
-			if seen[t.Name] {
-				return nil, fmt.Errorf("agent: target %s is configured twice", t.Name)
-			}
-			seen[t.Name] = true
-			a.targets = append(a.targets, targetSpec{sink: i, name: t.Name, limit: t.Limit, adopt: s.AdoptExisting, desired: fn})
+			seen[at.Name] = true
+			a.attrs = append(a.attrs, attrSpec{target: i, name: at.Name, limit: at.Limit, adopt: t.AdoptExisting()})
 		}
 	}
 	return a, nil
 }
 
+// sourceOf names the source a state record belongs to: the one it names,
+// or the first for records written before there were several; "" when it
+// names a source that is no longer configured (no read then covers it, so
+// nothing is ever concluded about it).
+func (a *Agent) sourceOf(rec state.Record) string {
+	if rec.Source == "" {
+		return a.sources[0].Name
+	}
+	for _, s := range a.sources {
+		if s.Name == rec.Source {
+			return s.Name
+		}
+	}
+	return ""
+}
+
 // ErrDeletionLimit: the plan removes values from more users than
 // safety allows; nothing was applied.
 var ErrDeletionLimit = errors.New("deletion limit exceeded")
+
+// ErrSourceFailed: a directory could not be read; its users were left as
+// they were, the other directories' changes were applied.
+var ErrSourceFailed = errors.New("directory could not be read")

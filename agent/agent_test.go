@@ -84,7 +84,7 @@ type fixture struct {
 	track  Tracking
 	now    func() time.Time // nil: time.Now
 	incr   bool             // pass plans incrementally
-	adopt  bool             // SinkSpec.AdoptExisting
+	adopt  bool             // the target adopts existing values
 }
 
 func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
@@ -122,19 +122,18 @@ func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
 
 func (f *fixture) agent() *Agent {
 	f.t.Helper()
+	graph, err := NewGraphTarget(GraphSettings{}, Match{SourceAttribute: "mail", CloudProperty: "mail"}, f.sink)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var target Target = graph
+	if f.adopt {
+		target = adopting{graph}
+	}
 	a, err := New(Options{
-		Source: f.src, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
-		Policy: mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
-		Sinks: []SinkSpec{{
-			Sink:          f.sink,
-			Match:         Match{SourceAttribute: "mail", CloudProperty: "mail"},
-			AdoptExisting: f.adopt,
-			Desired: map[string]func(mapping.Evaluation) []string{
-				cloudsink.TargetCertificateUserIDs: func(ev mapping.Evaluation) []string {
-					return mapping.CertificateUserIDs(ev.Accepted, []mapping.BindingKind{mapping.BindingSKI})
-				},
-			},
-		}},
+		Sources: []NamedSource{{Name: "test", Source: f.src}}, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
+		Policy:  mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
+		Targets: []Target{target},
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -183,3 +182,9 @@ func (f *fixture) cloud(mail string) []string {
 	}
 	return u.CertificateUserIDs
 }
+
+// adopting is the Graph target with AdoptExisting on, for the pass logic
+// of adoption (the real Graph target never adopts).
+type adopting struct{ *GraphTarget }
+
+func (adopting) AdoptExisting() bool { return true }

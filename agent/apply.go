@@ -49,25 +49,22 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 		}
 	}
 
-	for si, s := range a.sinks {
+	for ti, target := range a.targets {
 		var updates []cloudsink.Update
 		var owners []*TargetPlan
 		for _, u := range p.Users {
 			for _, t := range u.Targets {
-				if t.sink == si && t.Problem == "" && t.Change.Changed() {
+				if t.target == ti && t.Problem == "" && t.Change.Changed() {
 					updates = append(updates, cloudsink.Update{Key: u.Anchor, AccountID: t.CloudID, Target: t.Target, Values: t.Change.Final})
 					owners = append(owners, t)
 				}
 			}
 		}
-		if len(updates) == 0 {
-			continue
-		}
 		for start := 0; start < len(updates); start += cloudChunk {
 			end := min(start+cloudChunk, len(updates))
-			results := s.Sink.Apply(ctx, updates[start:end])
+			results := target.Apply(ctx, updates[start:end])
 			if len(results) != end-start {
-				return fmt.Errorf("agent: the cloud sink answered %d of %d updates", len(results), end-start)
+				return fmt.Errorf("agent: %s answered %d of %d updates", target.Name(), len(results), end-start)
 			}
 			for i, r := range results {
 				owners[start+i].Err = r.Err
@@ -92,35 +89,37 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 			}
 		}
 	}
-	commit := state.Commit{Puts: puts, Deletes: deletes}
-	if p.tracking != nil {
-		if why := p.retryLater(); why == "" {
-			commit.Meta = map[string]any{metaTracking: p.tracking}
+	commit := state.Commit{Puts: puts, Deletes: deletes, Meta: map[string]any{}}
+	for source, tr := range p.tracking {
+		if why := p.retryLater(source); why == "" {
+			commit.Meta[metaTracking(source)] = tr
 		} else {
 			// The watermark stays where it was, so the next incremental
 			// pass reads these users again and retries them.
-			a.log.Info("change-tracking watermark not advanced", zap.String("reason", why))
+			a.log.Info("change-tracking watermark not advanced", zap.String("source", source), zap.String("reason", why))
 		}
 	}
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
 	p.count()
-	result := "ok"
+	result, msg := "ok", ""
 	switch {
+	case p.Err() != nil:
+		result, msg = "partial", p.Err().Error()
 	case p.Stats.UsersFailed > 0:
 		result = "partial"
 	case p.Stats.UsersChanged > 0:
 		result = "changes"
 	}
-	a.record(p, result, "")
+	a.record(p, result, msg)
 	return ctx.Err()
 }
 
 // baseRecord is the user's state record with its identity refreshed.
 func (u *UserPlan) baseRecord(a *Agent) state.Record {
 	rec := u.record
-	rec.Anchor, rec.DN, rec.Name = u.Anchor, u.DN, u.Name
+	rec.Anchor, rec.Source, rec.DN, rec.Name = u.Anchor, u.Source, u.DN, u.Name
 	rec.UpdatedAt = a.now()
 	targets := make(map[string]state.TargetRecord, len(u.Targets))
 	for k, v := range u.record.Targets {
@@ -178,14 +177,18 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 	return rec, len(rec.Targets) > 0 || rec.Problem != ""
 }
 
-// retryLater names a user whose outcome may change by trying again (a
-// failed lookup, a write that failed for a passing reason), or "" when
-// every user is settled. Refusals and users without a cloud account wait
-// for their next change or the next full read.
-func (p *Plan) retryLater() string {
-	for _, u := range p.Users {
+// retryLater names a user of source whose outcome may change by trying
+// again (a failed lookup, a write that failed for a passing reason, a
+// wait for another user), or "" when every user is settled. Refusals and
+// users without a cloud account wait for their next change or the next
+// full read.
+func (p *Plan) retryLater(source string) string {
+	for _, u := range slices.Concat(p.Users, p.quiet) {
+		if u.Source != source {
+			continue
+		}
 		for _, t := range u.Targets {
-			if (t.Err != nil && !refused(t.Err)) || t.lookupFailed {
+			if (t.Err != nil && !refused(t.Err)) || t.retry {
 				return fmt.Sprintf("%s (%s) is to be retried", u.Name, t.Target)
 			}
 		}
@@ -218,11 +221,19 @@ func (u *UserPlan) sameAsBefore(rec state.Record) bool {
 // fatal: the pass itself is already committed.
 func (a *Agent) record(p *Plan, result, msg string) {
 	s := p.Stats
-	err := a.store.SetLastPass(state.PassSummary{
+	sum := state.PassSummary{
 		Started: p.Started, Finished: a.now(), Mode: p.Mode, Result: result, Error: msg,
 		UsersRead: s.UsersRead, UsersChanged: s.UsersChanged, UsersFailed: s.UsersFailed, UsersUnmatched: s.UsersUnmatched,
-		ValuesAdded: s.ValuesAdded, ValuesRemoved: s.ValuesRemoved, CertificatesRejected: s.CertificatesRejected,
-	})
+		ValuesAdded: s.ValuesAdded, ValuesRemoved: s.ValuesRemoved, CertificatesRejected: s.CertificatesRejected, UsersSkipped: s.UsersSkipped,
+	}
+	for _, sr := range p.Sources {
+		sp := state.SourcePass{Name: sr.Name, Mode: sr.Mode, UsersRead: sr.UsersRead}
+		if sr.Err != nil {
+			sp.Error = sr.Err.Error()
+		}
+		sum.Sources = append(sum.Sources, sp)
+	}
+	err := a.store.SetLastPass(sum)
 	if err != nil {
 		a.log.Error("could not record the pass summary", zap.Error(err))
 	}
@@ -230,5 +241,9 @@ func (a *Agent) record(p *Plan, result, msg string) {
 
 // RecordFailure stores the summary of a pass that could not be planned.
 func (a *Agent) RecordFailure(o PlanOptions, err error) {
-	a.record(&Plan{Mode: o.mode(), Started: a.now()}, "failed", err.Error())
+	p := &Plan{Mode: o.mode(), Started: a.now()}
+	for _, s := range a.sources {
+		p.Sources = append(p.Sources, SourceReport{Name: s.Name, Mode: p.Mode})
+	}
+	a.record(p, "failed", err.Error())
 }

@@ -80,8 +80,10 @@ func TestSyncedUserIsReportedNotWritten(t *testing.T) {
 	if f.graph.Writes() != 0 {
 		t.Fatal("a write was sent for a user Graph refuses")
 	}
-	if p.Stats.UsersFailed != 1 || !strings.Contains(p.Users[0].Targets[0].Problem, "onPremisesSyncEnabled") {
-		t.Fatalf("want the refusal reported: %+v %+v", p.Stats, p.Users[0].Targets[0])
+	// Skipped and reported, not a failure: the pass exits 0 for it.
+	tp := p.Users[0].Targets[0]
+	if p.Stats.UsersFailed != 0 || p.Stats.UsersSkipped != 1 || !tp.Skipped || p.Users[0].Failed() || !strings.Contains(tp.Problem, "onPremisesSyncEnabled") {
+		t.Fatalf("want the refusal reported as skipped: %+v %+v", p.Stats, tp)
 	}
 	rec, ok, err := f.store.Get(s.Anchor)
 	if err != nil || !ok || !strings.Contains(rec.Problem, "onPremisesSyncEnabled") || rec.ProblemAt.IsZero() {

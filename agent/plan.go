@@ -28,16 +28,22 @@ const (
 // written. It lists only users worth showing: those with changes,
 // problems or rejected certificates (and, in user mode, the one user).
 type Plan struct {
+	// Mode is ModeUser, ModeIncremental when every directory read was
+	// incremental, else ModeFull.
 	Mode    string
 	Started time.Time
-	Users   []*UserPlan // sorted by Name, then Anchor
+	Users   []*UserPlan // sorted by Name, then Source, then Anchor
 	Stats   Stats
 	Guard   Guard
-	// FullReason says why a pass asked to be incremental read everything.
+	// FullReason says why a pass asked to be incremental read everything
+	// (per directory when there are several).
 	FullReason string
+	// Sources is each directory's part of the pass, in configuration order.
+	Sources []SourceReport
 
-	// tracking is committed with the results; nil in user mode.
-	tracking *tracking
+	// tracking is committed with the results, per source name; only
+	// sources read in full or incremental mode that succeeded.
+	tracking map[string]*tracking
 	// quiet are users looked up in the cloud with nothing to show or
 	// write; their state may still have news (values found already in
 	// place), so Apply records them too.
@@ -48,15 +54,45 @@ type Plan struct {
 	forget []string
 }
 
+// SourceReport is one directory's part of a pass.
+type SourceReport struct {
+	Name           string
+	Mode           string // ModeFull, ModeIncremental or ModeUser
+	FullReason     string
+	UsersRead      int
+	LDAPOperations int
+	// Err: the read failed or was cut short. Nothing of this directory's
+	// users changes in this pass; the other directories' do.
+	Err error
+}
+
+// Err is the pass's directory error: nil when every directory was read.
+func (p *Plan) Err() error {
+	var errs []error
+	for _, s := range p.Sources {
+		if s.Err != nil {
+			errs = append(errs, fmt.Errorf("directory %s: %w", s.Name, s.Err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("agent: %w: %w; its users were left as they were", ErrSourceFailed, errors.Join(errs...))
+}
+
 // Stats counts a plan and, once applied, its outcome.
 type Stats struct {
-	UsersRead            int // from the directory
-	LDAPOperations       int // requests sent to the directory
-	UsersInState         int // before the pass
-	UsersChanged         int // with at least one cloud write planned (or done)
-	UsersRemoving        int // losing at least one value (the guard counts these)
-	UsersUnmatched       int // no cloud account
-	UsersFailed          int // refused, ambiguous, lookup or write failed
+	UsersRead      int // from the directories
+	LDAPOperations int // requests sent to the directories
+	UsersInState   int // before the pass
+	UsersChanged   int // with at least one write planned (or done)
+	UsersRemoving  int // losing at least one value (the guard counts these)
+	UsersUnmatched int // no account in a target's service
+	// UsersSkipped: a target's service will not take values from certsync
+	// for them (still synced by Entra Connect), or they wait for another
+	// user's values to leave their account first. Reported, not failed.
+	UsersSkipped         int
+	UsersFailed          int // conflicts, lookup or write failed, other problems
 	ValuesAdded          int
 	ValuesRemoved        int
 	CertificatesAccepted int
@@ -76,6 +112,7 @@ type Guard struct {
 // UserPlan is one user's part of a plan.
 type UserPlan struct {
 	Anchor string
+	Source string // the directory's name
 	DN     string
 	Name   string
 	// Departed: certsync published for this user before, but the
@@ -86,13 +123,14 @@ type UserPlan struct {
 	Accepted   []CertInfo
 	Rejected   []mapping.Rejection
 	Targets    []*TargetPlan
-	// Problem is a user-level problem (no value to match on, ...).
+	// Problem is a user-level problem (the same user read from two
+	// directories, ...); nothing is written for the user.
 	Problem string
 
 	record    state.Record
 	hasRecord bool
 	accepted  int      // certificates accepted, counted even when Accepted is not kept
-	matchKeys []string // per sink: the value looked up ("" = none)
+	matchKeys []string // per target: the value looked up ("" = none)
 }
 
 // CertInfo describes an accepted certificate for reports.
@@ -108,31 +146,45 @@ type CertInfo struct {
 	Warnings []string
 }
 
-// TargetPlan is one target of one user: what certsync wants there, what
-// the cloud holds, and the change.
+// TargetPlan is one attribute of one target of one user: what certsync
+// wants there, what the service holds, and the change.
 type TargetPlan struct {
-	Target    string
+	Target    string // the attribute's name, e.g. graph.certificateUserIds
 	CloudID   string
 	CloudName string // userPrincipalName, for people
 	Desired   []string
 	Change    mapping.TargetChange
-	// Problem says why this target cannot be written (no cloud account,
-	// refused, ...); Change is then empty.
+	// Problem says why this attribute is not written (no account, refused,
+	// a conflict, ...); Change is then empty but for Unowned.
 	Problem string
-	// Unmatched: no cloud account matches (reported, not a failure).
+	// Unmatched: no account matches (reported, not a failure).
 	Unmatched bool
+	// Skipped: the service will not take values from certsync for this
+	// account (synced by Entra Connect), or the account waits for another
+	// user's values to be withdrawn first; reported, not a failure.
+	Skipped bool
 	// Applied / Err are set by Apply.
 	Applied bool
 	Err     error
 
 	// Adopted are values certsync did not publish that it takes over
-	// (SinkSpec.AdoptExisting): kept when wanted, else in Change.Remove.
+	// (Target.AdoptExisting): kept when wanted, else in Change.Remove.
 	Adopted []string
 
-	sink         int
-	limit        int  // most values the target holds (0: no limit)
-	adopt        bool // SinkSpec.AdoptExisting
-	lookupFailed bool // the cloud lookup failed: worth retrying soon
+	target int  // index of the Target
+	limit  int  // most values the attribute holds (0: no limit)
+	adopt  bool // Target.AdoptExisting
+	retry  bool // the outcome may change by trying again soon
+	show   func(string) string
+}
+
+// Describe shows one of the attribute's values to people, as its target
+// says.
+func (t *TargetPlan) Describe(v string) string {
+	if t.show == nil {
+		return v
+	}
+	return t.show(v)
 }
 
 // Changed reports whether any target of the user is to be written.
@@ -146,17 +198,33 @@ func (u *UserPlan) Changed() bool {
 }
 
 // Failed reports whether the user has a problem other than not being in
-// the cloud, or a write failed.
+// a service or being skipped by it, or a write failed.
 func (u *UserPlan) Failed() bool {
 	if u.Problem != "" {
 		return true
 	}
 	for _, t := range u.Targets {
-		if t.Err != nil || (t.Problem != "" && !t.Unmatched) {
+		if t.Err != nil || (t.Problem != "" && !t.Unmatched && !t.Skipped) {
 			return true
 		}
 	}
 	return false
+}
+
+// ProblemText is the user's first problem or failure, for a log line.
+func (u *UserPlan) ProblemText() string {
+	if u.Problem != "" {
+		return u.Problem
+	}
+	for _, t := range u.Targets {
+		switch {
+		case t.Err != nil:
+			return fmt.Sprintf("%s: %v", t.Target, t.Err)
+		case t.Problem != "":
+			return fmt.Sprintf("%s: %s", t.Target, t.Problem)
+		}
+	}
+	return ""
 }
 
 func (u *UserPlan) reportable(mode string) bool {
@@ -200,141 +268,282 @@ func (o PlanOptions) mode() string {
 	return ModeFull
 }
 
-// Plan reads the directory and the cloud and computes what a pass would
-// change, writing nothing. An error means the plan is incomplete and must
-// not be applied.
+// planner collects one plan's users as the directories are read.
+type planner struct {
+	a          *Agent
+	p          *Plan
+	reconcile  bool
+	candidates []*UserPlan // to look up in the cloud
+	reportOnly []*UserPlan
+	// seen maps every anchor read in this pass to its source, so that a
+	// user read from two directories is caught and a user that moved
+	// between directories is not taken as departed from the old one.
+	seen map[string]string
+}
+
+// Plan reads the directories and the cloud and computes what a pass would
+// change, writing nothing. An error means no plan can be made (every
+// directory failed, the state or the cloud could not be read); a plan
+// whose Err is set covers only the directories that could be read.
 func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
-	p := &Plan{Mode: o.mode(), Started: a.now()}
-	userID := o.User
+	p := &Plan{Mode: o.mode(), Started: a.now(), tracking: map[string]*tracking{}}
 	crls := a.revocation(ctx, p.Started)
 	n, err := a.store.Count()
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	p.Stats.UsersInState = n
-
-	var candidates []*UserPlan
-	var reportOnly []*UserPlan
-	consider := func(u mapping.SourceUser, outOfScope bool) (time.Time, error) {
-		up, candidate, review, err := a.evaluate(u, p.Started, outOfScope, p.Mode == ModeUser, o.Reconcile)
-		if err != nil {
-			return time.Time{}, err
-		}
-		p.Stats.CertificatesAccepted += up.accepted
-		p.Stats.CertificatesRejected += len(up.Rejected)
-		switch {
-		case candidate:
-			candidates = append(candidates, up)
-		case up.reportable(p.Mode):
-			reportOnly = append(reportOnly, up)
-		}
-		return review, nil
-	}
+	pl := &planner{a: a, p: p, reconcile: o.Reconcile, seen: map[string]string{}}
 
 	if p.Mode == ModeUser {
-		found, err := a.src.FindUser(ctx, userID)
-		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		p.Stats.UsersRead = 1
-		if _, err := consider(found.User, !found.InScope); err != nil {
+		if err := pl.findUser(ctx, o.User); err != nil {
 			return nil, err
 		}
 	} else {
-		more, err := a.readDirectory(ctx, p, o.Incremental, crls, consider)
-		if err != nil {
+		if err := pl.readAll(ctx, o.Incremental, crls); err != nil {
 			return nil, err
 		}
-		candidates = append(candidates, more...)
 	}
 
-	if err := a.resolve(ctx, candidates); err != nil {
+	if err := a.resolve(ctx, pl.candidates); err != nil {
 		return nil, err
 	}
-	for _, up := range candidates {
+	if err := a.conflicts(pl.candidates); err != nil {
+		return nil, err
+	}
+	for _, up := range pl.candidates {
 		if up.reportable(p.Mode) {
 			p.Users = append(p.Users, up)
 		} else {
 			p.quiet = append(p.quiet, up)
 		}
 	}
-	p.Users = append(p.Users, reportOnly...)
+	p.Users = append(p.Users, pl.reportOnly...)
 	sort.Slice(p.Users, func(i, j int) bool {
-		if p.Users[i].Name != p.Users[j].Name {
-			return p.Users[i].Name < p.Users[j].Name
+		ui, uj := p.Users[i], p.Users[j]
+		if ui.Name != uj.Name {
+			return ui.Name < uj.Name
 		}
-		return p.Users[i].Anchor < p.Users[j].Anchor
+		if ui.Source != uj.Source {
+			return ui.Source < uj.Source
+		}
+		return ui.Anchor < uj.Anchor
 	})
 	p.count()
 	p.Guard = a.guard(p.Stats)
 	return p, nil
 }
 
-// readDirectory reads the users of a full or incremental pass, passing
-// each to consider, and returns the departed users to withdraw values
-// from. It sets the plan's mode, reason and the tracking record to commit
-// with its results.
-func (a *Agent) readDirectory(ctx context.Context, p *Plan, incremental bool, crls string, consider func(mapping.SourceUser, bool) (time.Time, error)) ([]*UserPlan, error) {
-	var tr tracking
-	found, err := a.store.Meta(metaTracking, &tr)
+// consider evaluates one user read from source and files it.
+func (pl *planner) consider(source string, u mapping.SourceUser, outOfScope bool) (time.Time, error) {
+	up, candidate, review, err := pl.a.evaluate(source, u, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile)
 	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+		return time.Time{}, err
+	}
+	pl.p.Stats.CertificatesAccepted += up.accepted
+	pl.p.Stats.CertificatesRejected += len(up.Rejected)
+	switch {
+	case candidate:
+		pl.candidates = append(pl.candidates, up)
+	case up.reportable(pl.p.Mode):
+		pl.reportOnly = append(pl.reportOnly, up)
+	}
+	return review, nil
+}
+
+// findUser plans the one user --user names. It is looked for in every
+// directory: found in two, the name is ambiguous; found in none while a
+// directory could not be searched, nothing can be said.
+func (pl *planner) findUser(ctx context.Context, id string) error {
+	type hit struct {
+		source string
+		found  ldapsrc.FoundUser
+	}
+	var hits []hit
+	var errs []error
+	for _, s := range pl.a.sources {
+		found, err := s.Source.FindUser(ctx, id)
+		switch {
+		case errors.Is(err, ldapsrc.ErrUserNotFound):
+			pl.p.Sources = append(pl.p.Sources, SourceReport{Name: s.Name, Mode: ModeUser})
+		case err != nil:
+			errs = append(errs, fmt.Errorf("directory %s: %w", s.Name, err))
+			pl.p.Sources = append(pl.p.Sources, SourceReport{Name: s.Name, Mode: ModeUser, Err: err})
+		default:
+			hits = append(hits, hit{s.Name, found})
+			pl.p.Sources = append(pl.p.Sources, SourceReport{Name: s.Name, Mode: ModeUser, UsersRead: 1})
+		}
+	}
+	switch {
+	case len(hits) > 1:
+		var where []string
+		for _, h := range hits {
+			where = append(where, fmt.Sprintf("%s (%s)", h.found.User.DN, h.source))
+		}
+		return fmt.Errorf("agent: %q names a user in more than one directory: %s; name it by DN", id, strings.Join(where, ", "))
+	case len(hits) == 0 && len(errs) > 0:
+		return fmt.Errorf("agent: %w", errors.Join(errs...))
+	case len(hits) == 0:
+		return fmt.Errorf("agent: %w: %q", ldapsrc.ErrUserNotFound, id)
+	}
+	for _, e := range errs {
+		pl.a.log.Warn("a directory could not be searched for the user", zap.Error(e))
+	}
+	pl.p.Stats.UsersRead = 1
+	_, err := pl.consider(hits[0].source, hits[0].found.User, !hits[0].found.InScope)
+	return err
+}
+
+// readAll reads every directory. A directory whose read fails is left out
+// of the plan (its SourceReport says why); when every one fails, there is
+// no plan.
+func (pl *planner) readAll(ctx context.Context, incremental bool, crls string) error {
+	type fullRead struct {
+		source string
+		i      int // index in p.Sources
+	}
+	var full []fullRead
+	var deleted [][2]string // (source, anchor) reported deleted by incremental reads
+	failed := 0
+	for _, s := range pl.a.sources {
+		rep, res, err := pl.readSource(ctx, s, incremental, crls)
+		pl.p.Sources = append(pl.p.Sources, rep)
+		if err != nil {
+			failed++
+			pl.a.log.Error("directory read failed: its users are left as they are", zap.String("source", s.Name), zap.Error(err))
+			continue
+		}
+		pl.p.Stats.UsersRead += rep.UsersRead
+		pl.p.Stats.LDAPOperations += rep.LDAPOperations
+		if res.Full {
+			full = append(full, fullRead{s.Name, len(pl.p.Sources) - 1})
+		}
+		for _, anchor := range res.Deleted {
+			deleted = append(deleted, [2]string{s.Name, anchor})
+		}
+	}
+	if failed == len(pl.a.sources) {
+		return pl.p.Err()
+	}
+	pl.p.Mode = ModeIncremental
+	var reasons []string
+	for _, r := range pl.p.Sources {
+		if r.Err == nil && r.Mode == ModeFull {
+			pl.p.Mode = ModeFull
+		}
+		if r.FullReason != "" {
+			reasons = append(reasons, r.FullReason)
+			if len(pl.a.sources) > 1 {
+				reasons[len(reasons)-1] = r.Name + ": " + r.FullReason
+			}
+		}
+	}
+	pl.p.FullReason = strings.Join(reasons, "; ")
+
+	// Departed users are found once every directory has been read, so a
+	// user that moved from one directory to another is not withdrawn.
+	for _, f := range full {
+		departed, forget, err := pl.a.departed(f.source, pl.seen)
+		if err != nil {
+			return err
+		}
+		pl.candidates = append(pl.candidates, departed...)
+		pl.p.forget = append(pl.p.forget, forget...)
+	}
+	for _, d := range deleted {
+		up, err := pl.a.deleted(d[0], d[1], pl.seen)
+		if err != nil {
+			return err
+		}
+		if up != nil {
+			pl.candidates = append(pl.candidates, up)
+		}
+	}
+	return nil
+}
+
+// readSource reads one directory in full or incrementally, passing each
+// user to consider, and keeps its tracking record for the commit.
+func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bool, crls string) (SourceReport, ldapsrc.ReadResult, error) {
+	a, p := pl.a, pl.p
+	rep := SourceReport{Name: s.Name, Mode: ModeFull}
+	tr, found, err := a.readTracking(s.Name)
+	if err != nil {
+		rep.Err = err
+		return rep, ldapsrc.ReadResult{}, err
 	}
 	var since []byte
 	if incremental {
-		since, p.FullReason = a.sinceFor(tr, found, p.Started, crls)
+		since, rep.FullReason = a.sinceFor(tr, found, p.Started, crls)
 	}
 	var review time.Time
-	seen := map[string]struct{}{}
-	res, err := a.src.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
-		if _, dup := seen[u.Anchor]; dup {
-			a.log.Warn("the directory returned a user twice; the second copy is ignored",
-				zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
+	read := 0
+	res, err := s.Source.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
+		if other, dup := pl.seen[u.Anchor]; dup {
+			if other == s.Name {
+				a.log.Warn("the directory returned a user twice; the second copy is ignored",
+					zap.String("source", s.Name), zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
+				return nil
+			}
+			// The same object read through two sources (overlapping
+			// configurations): which one owns it cannot be told, so
+			// neither copy decides anything beyond the first.
+			pl.reportOnly = append(pl.reportOnly, &UserPlan{Anchor: u.Anchor, Source: s.Name, DN: u.DN, Name: u.Name(),
+				Problem: fmt.Sprintf("the same user (anchor %s) was read from directory %s too: the sources overlap; this copy is ignored", u.Anchor, other)})
 			return nil
 		}
-		seen[u.Anchor] = struct{}{}
-		r, err := consider(u, false)
+		pl.seen[u.Anchor] = s.Name
+		read++
+		r, err := pl.consider(s.Name, u, false)
 		review = earlier(review, r)
 		return err
 	})
+	rep.LDAPOperations = res.Operations
 	switch {
 	case err != nil && res.Entries == 0:
-		return nil, fmt.Errorf("agent: reading the directory: %w; nothing will be changed", err)
+		rep.Err = fmt.Errorf("reading the directory: %w; nothing will be changed for its users", err)
 	case err != nil:
 		// An incomplete read must never look like users without
-		// certificates: the whole plan is void.
-		return nil, fmt.Errorf("agent: directory read incomplete after %d users, nothing will be changed: %w", res.Entries, err)
+		// certificates: this directory's part of the plan is void.
+		rep.Err = fmt.Errorf("directory read incomplete after %d users, nothing will be changed for its users: %w", res.Entries, err)
 	}
-	p.Stats.UsersRead = len(seen)
-	p.Stats.LDAPOperations = res.Operations
+	if rep.Err != nil {
+		pl.dropSource(s.Name)
+		return rep, res, rep.Err
+	}
+	rep.UsersRead = read
 
 	next := tracking{Version: trackingVersion, Fingerprint: a.track.Fingerprint, CRLs: crls, Watermark: res.Next, FullAt: tr.FullAt}
-	var departed []*UserPlan
 	if res.Full {
 		if since != nil && res.Reason != "" {
-			p.FullReason = res.Reason
+			rep.FullReason = res.Reason
 		}
 		next.FullAt, next.NextReview = p.Started, review
-		if departed, p.forget, err = a.departed(seen); err != nil {
-			return nil, err
-		}
 	} else {
 		// Users not read keep the review times found when they were.
-		p.Mode, next.NextReview = ModeIncremental, earlier(tr.NextReview, review)
-		if departed, err = a.deleted(res.Deleted, seen); err != nil {
-			return nil, err
-		}
+		rep.Mode, next.NextReview = ModeIncremental, earlier(tr.NextReview, review)
 	}
 	if a.policy.CheckRevocation {
 		// A stale CRL changes verdicts under revocationUnavailable:
 		// reject, so its nextUpdate is a review time too.
 		next.NextReview = earlier(next.NextReview, a.policy.Revocation.NextUpdate())
 	}
-	if p.FullReason != "" {
-		a.log.Info("reading every user", zap.String("reason", p.FullReason))
+	if rep.FullReason != "" {
+		a.log.Info("reading every user", zap.String("source", s.Name), zap.String("reason", rep.FullReason))
 	}
-	p.tracking = &next
-	return departed, nil
+	p.tracking[s.Name] = &next
+	return rep, res, nil
+}
+
+// dropSource takes back what a failed read of source had added: none of
+// its users may change in this pass.
+func (pl *planner) dropSource(source string) {
+	keep := func(list []*UserPlan) []*UserPlan {
+		return slices.DeleteFunc(list, func(up *UserPlan) bool { return up.Source == source })
+	}
+	// Its users stay in seen: one read before the failure must not look
+	// departed from another directory it moved from.
+	pl.candidates, pl.reportOnly = keep(pl.candidates), keep(pl.reportOnly)
 }
 
 // evaluate decides what one source user should have and whether the cloud
@@ -342,29 +551,35 @@ func (a *Agent) readDirectory(ctx context.Context, p *Plan, incremental bool, cr
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
-func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, time.Time, error) {
+func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, time.Time, error) {
 	ev := mapping.Evaluate(u.Values, a.policy, now)
 	review := nextReview(ev, now)
-	up := &UserPlan{Anchor: u.Anchor, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
+	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
 	rec, ok, err := a.store.Get(u.Anchor)
 	if err != nil {
 		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)
 	}
 	up.record, up.hasRecord = rec, ok
-	candidate := always || rec.Problem != ""
-	for _, t := range a.targets {
+	// A record of another directory (the user moved, or the source was
+	// renamed) is taken over: writing it notes the new source.
+	moved := ok && a.sourceOf(rec) != source
+	if moved {
+		a.log.Info("user now read from another directory", zap.String("user", up.Name), zap.String("from", rec.Source), zap.String("to", source))
+	}
+	candidate := always || rec.Problem != "" || moved
+	for _, at := range a.attrs {
 		var desired []string
 		if !outOfScope {
-			desired = t.desired(ev)
+			desired = a.targets[at.target].Want(at.name, ev)
 		}
-		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, adopt: t.adopt, Desired: desired})
-		tr := rec.Targets[t.name]
-		if !mapping.SameSet(desired, union(tr.Values, tr.Kept)) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0 || t.adopt)) {
+		up.Targets = append(up.Targets, a.targetPlan(at, desired))
+		tr := rec.Targets[at.name]
+		if !mapping.SameSet(desired, union(tr.Values, tr.Kept)) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0 || at.adopt)) {
 			candidate = true
 		}
 	}
-	for _, s := range a.sinks {
-		up.matchKeys = append(up.matchKeys, u.Attr(s.Match.SourceAttribute))
+	for _, t := range a.targets {
+		up.matchKeys = append(up.matchKeys, u.Attr(t.Match().SourceAttribute))
 	}
 	// Most users of a pass are unchanged and dropped right here: describe
 	// their certificates only for those the plan keeps.
@@ -376,20 +591,28 @@ func (a *Agent) evaluate(u mapping.SourceUser, now time.Time, outOfScope, always
 	return up, candidate, review, nil
 }
 
-// departed finds users certsync published for that the directory did not
-// return: their values are withdrawn. Only a complete read gets here.
-func (a *Agent) departed(seen map[string]struct{}) ([]*UserPlan, []string, error) {
+func (a *Agent) targetPlan(at attrSpec, desired []string) *TargetPlan {
+	t := a.targets[at.target]
+	name := at.name
+	return &TargetPlan{Target: name, target: at.target, limit: at.limit, adopt: at.adopt, Desired: desired,
+		show: func(v string) string { return t.Describe(name, v) }}
+}
+
+// departed finds the users of source certsync published for that no
+// directory returned in this pass: their values are withdrawn. Only a
+// complete read of source gets here.
+func (a *Agent) departed(source string, seen map[string]string) ([]*UserPlan, []string, error) {
 	var out []*UserPlan
 	var forget []string
 	err := a.store.ForEach(func(rec state.Record) error {
-		if _, ok := seen[rec.Anchor]; ok {
+		if _, ok := seen[rec.Anchor]; ok || a.sourceOf(rec) != source {
 			return nil
 		}
 		if !holdsValues(rec) {
 			forget = append(forget, rec.Anchor)
 			return nil
 		}
-		out = append(out, a.departedUser(rec))
+		out = append(out, a.departedUser(source, rec))
 		return nil
 	})
 	if err != nil {
@@ -398,32 +621,29 @@ func (a *Agent) departed(seen map[string]struct{}) ([]*UserPlan, []string, error
 	return out, forget, nil
 }
 
-// deleted turns the anchors an incremental read reported deleted into
-// departed users, for those certsync published for.
-func (a *Agent) deleted(anchors []string, seen map[string]struct{}) ([]*UserPlan, error) {
-	var out []*UserPlan
-	for _, anchor := range anchors {
-		if _, ok := seen[anchor]; ok {
-			continue // deleted and re-created (or restored) in one interval
-		}
-		rec, ok, err := a.store.Get(anchor)
-		if err != nil {
-			return nil, fmt.Errorf("agent: reading state: %w", err)
-		}
-		if ok && holdsValues(rec) {
-			out = append(out, a.departedUser(rec))
-		}
+// deleted turns an anchor an incremental read of source reported deleted
+// into a departed user, when certsync published for it.
+func (a *Agent) deleted(source, anchor string, seen map[string]string) (*UserPlan, error) {
+	if _, ok := seen[anchor]; ok {
+		return nil, nil // deleted and re-created (or restored, or moved) in one interval
 	}
-	return out, nil
+	rec, ok, err := a.store.Get(anchor)
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading state: %w", err)
+	}
+	if !ok || !holdsValues(rec) || a.sourceOf(rec) != source {
+		return nil, nil
+	}
+	return a.departedUser(source, rec), nil
 }
 
-func (a *Agent) departedUser(rec state.Record) *UserPlan {
-	up := &UserPlan{Anchor: rec.Anchor, DN: rec.DN, Name: rec.Name, Departed: true, record: rec, hasRecord: true}
+func (a *Agent) departedUser(source string, rec state.Record) *UserPlan {
+	up := &UserPlan{Anchor: rec.Anchor, Source: source, DN: rec.DN, Name: rec.Name, Departed: true, record: rec, hasRecord: true}
 	if up.Name == "" {
 		up.Name = rec.DN
 	}
-	for _, t := range a.targets {
-		up.Targets = append(up.Targets, &TargetPlan{Target: t.name, sink: t.sink, limit: t.limit, adopt: t.adopt})
+	for _, at := range a.attrs {
+		up.Targets = append(up.Targets, a.targetPlan(at, nil))
 	}
 	return up
 }
@@ -437,135 +657,141 @@ func holdsValues(rec state.Record) bool {
 	return false
 }
 
-// resolve looks the candidates up in each sink and computes their changes.
-// It goes cloudChunk users at a time, so that what the cloud answers (whole
-// accounts, most of it not kept) never piles up for the whole directory.
+// resolve looks the candidates up in each target and computes their
+// changes. It goes cloudChunk users at a time, so that what the cloud
+// answers (whole accounts, most of it not kept) never piles up for the
+// whole directory.
 func (a *Agent) resolve(ctx context.Context, candidates []*UserPlan) error {
-	for si, s := range a.sinks {
+	for ti, t := range a.targets {
 		for chunk := range slices.Chunk(candidates, cloudChunk) {
 			var lookups []cloudsink.Lookup
 			for _, up := range chunk {
-				if l, ok := a.lookupFor(si, up); ok {
+				if l, ok := a.lookupFor(ti, up); ok {
 					lookups = append(lookups, l)
 				}
 			}
 			var found map[string]cloudsink.LookupResult
 			if len(lookups) > 0 {
 				var err error
-				found, err = s.Sink.Lookup(ctx, lookups)
+				found, err = t.Lookup(ctx, lookups)
 				if err != nil {
-					return fmt.Errorf("agent: looking up %d users in the cloud: %w", len(lookups), err)
+					return fmt.Errorf("agent: looking up %d users in %s: %w", len(lookups), t.Name(), err)
 				}
 			}
 			for _, up := range chunk {
-				a.diffUser(si, up, found)
+				a.diffUser(ti, up, found)
 			}
 		}
 	}
 	return nil
 }
 
-// cloudChunk is how many users go to a sink in one Lookup or Apply call:
-// large enough to keep its $batch requests full and in flight, small
-// enough that the requests and answers of one call stay a few megabytes.
+// cloudChunk is how many users go to a target in one Lookup or Apply
+// call: large enough to keep its $batch requests full and in flight,
+// small enough that the requests and answers of one call stay a few
+// megabytes.
 const cloudChunk = 1000
 
-// lookupFor says how to find the user's account in sink si: by the match
-// attribute while the directory still has the user, else by the cloud id
-// certsync wrote to.
-func (a *Agent) lookupFor(si int, up *UserPlan) (cloudsink.Lookup, bool) {
+// lookupFor says how to find the user's account in target ti: by the
+// match attribute while the directory still has the user, else by the
+// cloud id certsync wrote to.
+func (a *Agent) lookupFor(ti int, up *UserPlan) (cloudsink.Lookup, bool) {
+	if up.Problem != "" {
+		return cloudsink.Lookup{}, false
+	}
 	if !up.Departed {
-		if v := up.matchKeys[si]; v != "" {
-			return cloudsink.Lookup{Key: up.Anchor, Property: a.sinks[si].Match.CloudProperty, Value: v}, true
+		if v := up.matchKeys[ti]; v != "" {
+			return cloudsink.Lookup{Key: lookupKey(up), Property: a.targets[ti].Match().CloudProperty, Value: v}, true
 		}
 		return cloudsink.Lookup{}, false
 	}
 	for _, t := range up.Targets {
-		if t.sink != si {
+		if t.target != ti {
 			continue
 		}
 		if tr := up.record.Targets[t.Target]; tr.CloudID != "" {
-			return cloudsink.Lookup{Key: up.Anchor, Property: "id", Value: tr.CloudID}, true
+			return cloudsink.Lookup{Key: lookupKey(up), Property: "id", Value: tr.CloudID}, true
 		}
 	}
 	return cloudsink.Lookup{}, false
 }
 
-func (a *Agent) diffUser(si int, up *UserPlan, found map[string]cloudsink.LookupResult) {
-	m := a.sinks[si].Match
-	var acct *cloudsink.Account
-	problem, unmatched, lookupFailed := "", false, false
-	switch {
-	case !up.Departed && up.matchKeys[si] == "":
-		problem, unmatched = fmt.Sprintf("has no %s to find its cloud account by", m.SourceAttribute), true
-	case up.Departed && found[up.Anchor].Account == nil && found[up.Anchor].Err == nil:
-		// Nothing was ever written for it in this sink.
-	default:
-		r := found[up.Anchor]
-		switch {
-		case r.Account != nil:
-			acct = r.Account
-		case errors.Is(r.Err, cloudsink.ErrNotFound) && up.Departed:
-			// The cloud account is gone too: nothing left to withdraw.
-		case errors.Is(r.Err, cloudsink.ErrNotFound):
-			noun := a.sinks[si].Account
-			if noun == "" {
-				noun = "cloud user"
-			}
-			problem, unmatched = fmt.Sprintf("no %s with %s %s", noun, m.CloudProperty, up.matchKeys[si]), true
-		case r.Err != nil:
-			problem = fmt.Sprintf("cloud lookup by %s failed: %v", m.CloudProperty, r.Err)
-			lookupFailed = !refused(r.Err)
-		default:
-			problem, lookupFailed = "the cloud did not answer for this user", true
-		}
+// lookupKey keys a user's lookup: its anchor, unique within a plan.
+func lookupKey(up *UserPlan) string { return up.Anchor }
+
+func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.LookupResult) {
+	if up.Problem != "" {
+		return
 	}
-	for _, t := range up.Targets {
-		if t.sink != si {
+	t := a.targets[ti]
+	m := t.Match()
+	var acct *cloudsink.Account
+	problem, unmatched, retry := "", false, false
+	r := found[lookupKey(up)]
+	switch {
+	case !up.Departed && up.matchKeys[ti] == "":
+		problem, unmatched = fmt.Sprintf("has no %s to find its %s by", m.SourceAttribute, t.Account()), true
+	case up.Departed && r.Account == nil && r.Err == nil:
+		// Nothing was ever written for it in this target.
+	case r.Account != nil:
+		acct = r.Account
+	case errors.Is(r.Err, cloudsink.ErrNotFound) && up.Departed:
+		// The cloud account is gone too: nothing left to withdraw.
+	case errors.Is(r.Err, cloudsink.ErrNotFound):
+		problem, unmatched = fmt.Sprintf("no %s with %s %s", t.Account(), m.CloudProperty, up.matchKeys[ti]), true
+	case r.Err != nil:
+		problem = fmt.Sprintf("lookup by %s failed: %v", m.CloudProperty, r.Err)
+		retry = !refused(r.Err)
+	default:
+		problem, retry = "the service did not answer for this user", true
+	}
+	for _, tp := range up.Targets {
+		if tp.target != ti {
 			continue
 		}
-		t.Problem, t.Unmatched, t.lookupFailed = problem, unmatched, lookupFailed
+		tp.Problem, tp.Unmatched, tp.retry = problem, unmatched, retry
 		if acct == nil {
 			continue
 		}
-		t.CloudID, t.CloudName = acct.ID, acct.UserPrincipalName
-		tr := up.record.Targets[t.Target]
-		current := acct.Values[t.Target]
+		tp.CloudID, tp.CloudName = acct.ID, acct.UserPrincipalName
+		tr := up.record.Targets[tp.Target]
+		current := acct.Values[tp.Target]
 		published := tr.Values
 		if tr.CloudID != "" && tr.CloudID != acct.ID {
-			// The user now matches another cloud account: what was
-			// published went to the old one and is not ours here.
-			a.log.Warn("user matches a different cloud account than before; values published to the old one are left there",
-				zap.String("user", up.Name), zap.String("old", tr.CloudID), zap.String("new", acct.ID))
+			// The user now matches another account: what was published
+			// went to the old one and is not ours here.
+			a.log.Warn("user matches a different account than before; values published to the old one are left there",
+				zap.String("user", up.Name), zap.String("target", tp.Target), zap.String("old", tr.CloudID), zap.String("new", acct.ID))
 			published = nil
 		}
 		// A write that may or may not have landed before a crash: what of
 		// it the cloud holds is ours.
 		published = union(published, intersect(tr.Pending, current))
-		if t.adopt {
+		if tp.adopt {
 			for _, v := range current {
 				if !slices.Contains(published, v) {
-					t.Adopted = append(t.Adopted, v)
+					tp.Adopted = append(tp.Adopted, v)
 				}
 			}
-			published = union(published, t.Adopted)
+			published = union(published, tp.Adopted)
 		}
-		t.Change = mapping.Diff(t.Desired, published, current, t.limit)
-		if acct.Refusal != "" && t.Change.Changed() {
-			t.Problem = acct.Refusal
-			t.Change = mapping.TargetChange{Unowned: t.Change.Unowned}
+		tp.Change = mapping.Diff(tp.Desired, published, current, tp.limit)
+		if acct.Refusal != "" && tp.Change.Changed() {
+			tp.Problem, tp.Skipped = acct.Refusal, true
+			tp.Change = mapping.TargetChange{Unowned: tp.Change.Unowned}
 		}
 	}
 }
 
 func (p *Plan) count() {
 	s := &p.Stats
-	s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersFailed, s.ValuesAdded, s.ValuesRemoved = 0, 0, 0, 0, 0, 0
+	s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersSkipped, s.UsersFailed, s.ValuesAdded, s.ValuesRemoved = 0, 0, 0, 0, 0, 0, 0
 	for _, u := range p.Users {
-		removing, unmatched := false, false
+		removing, unmatched, skipped := false, false, false
 		for _, t := range u.Targets {
 			if t.Problem != "" {
 				unmatched = unmatched || t.Unmatched
+				skipped = skipped || t.Skipped
 				continue
 			}
 			s.ValuesAdded += len(t.Change.Add)
@@ -580,6 +806,9 @@ func (p *Plan) count() {
 		}
 		if unmatched {
 			s.UsersUnmatched++
+		}
+		if skipped {
+			s.UsersSkipped++
 		}
 		if u.Failed() {
 			s.UsersFailed++

@@ -43,16 +43,32 @@ func (a *Agent) revocation(ctx context.Context, now time.Time) string {
 		a.policy.Revocation = c.set
 		return c.digest
 	}
-	src, ok := a.src.(CRLSource)
-	if !ok {
-		a.log.Warn("the directory source cannot read CRLs; every certificate is handled by policy.revocationUnavailable")
+	// Each directory (each AD forest) publishes the CRLs of its own CAs;
+	// together they cover the trusted CAs. A CA none of them could give a
+	// CRL for is then handled by policy.revocationUnavailable.
+	var entries []ldapsrc.CRLEntry
+	readable, failed := 0, false
+	for _, s := range a.sources {
+		src, ok := s.Source.(CRLSource)
+		if !ok {
+			continue
+		}
+		readable++
+		es, err := src.CRLs(ctx, ldapsrc.CRLOptions{})
+		if err != nil {
+			a.log.Warn("could not read the CRLs from a directory; certificates of CAs without a CRL are handled by policy.revocationUnavailable",
+				zap.String("source", s.Name), zap.String("revocationUnavailable", a.policy.RevocationUnavailable), zap.Error(err))
+			failed = true
+			continue
+		}
+		entries = append(entries, es...)
+	}
+	if readable == 0 {
+		a.log.Warn("no directory source can read CRLs; every certificate is handled by policy.revocationUnavailable")
 		a.policy.Revocation = nil
 		return "no-crl-source"
 	}
-	entries, err := src.CRLs(ctx, ldapsrc.CRLOptions{})
-	if err != nil {
-		a.log.Warn("could not read the CRLs from the directory; certificates are handled by policy.revocationUnavailable",
-			zap.String("revocationUnavailable", a.policy.RevocationUnavailable), zap.Error(err))
+	if failed && len(entries) == 0 {
 		*c = CRLCache{}
 		a.policy.Revocation = nil
 		return "unreadable"
@@ -67,7 +83,9 @@ func (a *Agent) revocation(ctx context.Context, now time.Time) string {
 			a.log.Info("CRL not used", zap.String("ca", p.CA), zap.String("source", p.Source), zap.String("reason", p.Reason))
 		}
 	}
-	*c = CRLCache{set: set, digest: crlDigest(crls), ok: len(problems) == 0 && !set.RefreshAt().IsZero()}
+	// A directory that could not be read leaves the set incomplete: read
+	// again next pass rather than keep it until the CAs publish.
+	*c = CRLCache{set: set, digest: crlDigest(crls), ok: !failed && len(problems) == 0 && !set.RefreshAt().IsZero()}
 	a.policy.Revocation = set
 	return c.digest
 }

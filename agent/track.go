@@ -1,13 +1,33 @@
 package agent
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/certsync/certsync/mapping"
 )
 
-// metaTracking is the state meta key of the change-tracking record.
-const metaTracking = "tracking"
+// metaTracking is the state meta key of a source's change-tracking
+// record: "tracking/<source name>".
+func metaTracking(source string) string { return "tracking/" + source }
+
+// metaTrackingV1 is where certsync kept the one directory's record before
+// it read several; the first source takes it over.
+const metaTrackingV1 = "tracking"
+
+// readTracking reads source's change-tracking record; false when no pass
+// recorded one yet.
+func (a *Agent) readTracking(source string) (tracking, bool, error) {
+	var t tracking
+	found, err := a.store.Meta(metaTracking(source), &t)
+	if err == nil && !found && source == a.sources[0].Name {
+		found, err = a.store.Meta(metaTrackingV1, &t)
+	}
+	if err != nil {
+		return tracking{}, false, fmt.Errorf("agent: change tracking of %s: %w", source, err)
+	}
+	return t, found, nil
+}
 
 // tracking is what an incremental pass needs from the passes before it.
 // It is committed in the same state transaction as a pass's results, so
@@ -78,22 +98,34 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
-// TrackingStatus is what `certsync status` shows of change tracking.
+// TrackingStatus is what `certsync status` shows of a source's change
+// tracking.
 type TrackingStatus struct {
+	Source       string
 	FullAt       time.Time // start of the last full read
 	NextReview   time.Time // when a certificate's validity forces a full read; zero: none due
 	HasWatermark bool      // the directory tracks changes: passes between full reads are incremental
 }
 
-// ReadTrackingStatus reads the change-tracking record of a state file;
-// false when no pass has recorded one yet.
+// ReadTrackingStatus reads the change-tracking records of the named
+// sources from a state file (the first source's name first), leaving out
+// sources no pass has recorded one for yet.
 func ReadTrackingStatus(store interface {
 	Meta(key string, v any) (bool, error)
-}) (TrackingStatus, bool, error) {
-	var t tracking
-	found, err := store.Meta(metaTracking, &t)
-	if err != nil || !found {
-		return TrackingStatus{}, false, err
+}, sources []string) ([]TrackingStatus, error) {
+	var out []TrackingStatus
+	for i, name := range sources {
+		var t tracking
+		found, err := store.Meta(metaTracking(name), &t)
+		if err == nil && !found && i == 0 {
+			found, err = store.Meta(metaTrackingV1, &t)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agent: change tracking of %s: %w", name, err)
+		}
+		if found {
+			out = append(out, TrackingStatus{Source: name, FullAt: t.FullAt, NextReview: t.NextReview, HasWatermark: t.Watermark != nil})
+		}
 	}
-	return TrackingStatus{FullAt: t.FullAt, NextReview: t.NextReview, HasWatermark: t.Watermark != nil}, true, nil
+	return out, nil
 }

@@ -18,22 +18,37 @@ type PassSummary struct {
 
 	UsersRead, UsersChanged, UsersFailed, UsersUnmatched int
 	ValuesAdded, ValuesRemoved, CertificatesRejected     int
+	UsersSkipped                                         int
+
+	// Sources is each directory's part of the pass; empty in summaries
+	// written before certsync read several directories.
+	Sources []SourcePass
+}
+
+// SourcePass is one directory's part of a pass.
+type SourcePass struct {
+	Name      string `json:"name"`
+	Mode      string `json:"mode"`            // "full", "incremental", "user"
+	UsersRead int    `json:"usersRead"`       // from this directory
+	Error     string `json:"error,omitempty"` // the read failed: nothing of this directory changed
 }
 
 // passV1 is the stored form of a PassSummary (schema version 1).
 type passV1 struct {
-	Started              time.Time `json:"started,omitzero"`
-	Finished             time.Time `json:"finished,omitzero"`
-	Mode                 string    `json:"mode,omitempty"`
-	Result               string    `json:"result,omitempty"`
-	Error                string    `json:"error,omitempty"`
-	UsersRead            int       `json:"usersRead,omitempty"`
-	UsersChanged         int       `json:"usersChanged,omitempty"`
-	UsersFailed          int       `json:"usersFailed,omitempty"`
-	UsersUnmatched       int       `json:"usersUnmatched,omitempty"`
-	ValuesAdded          int       `json:"valuesAdded,omitempty"`
-	ValuesRemoved        int       `json:"valuesRemoved,omitempty"`
-	CertificatesRejected int       `json:"certificatesRejected,omitempty"`
+	Started              time.Time    `json:"started,omitzero"`
+	Finished             time.Time    `json:"finished,omitzero"`
+	Mode                 string       `json:"mode,omitempty"`
+	Result               string       `json:"result,omitempty"`
+	Error                string       `json:"error,omitempty"`
+	UsersRead            int          `json:"usersRead,omitempty"`
+	UsersChanged         int          `json:"usersChanged,omitempty"`
+	UsersFailed          int          `json:"usersFailed,omitempty"`
+	UsersUnmatched       int          `json:"usersUnmatched,omitempty"`
+	ValuesAdded          int          `json:"valuesAdded,omitempty"`
+	ValuesRemoved        int          `json:"valuesRemoved,omitempty"`
+	CertificatesRejected int          `json:"certificatesRejected,omitempty"`
+	UsersSkipped         int          `json:"usersSkipped,omitempty"`
+	Sources              []SourcePass `json:"sources,omitempty"`
 }
 
 // SetLastPass replaces the stored summary of the last pass.

@@ -19,7 +19,8 @@ func TestLastPass(t *testing.T) {
 			Started: when, Finished: when.Add(3 * time.Second), Mode: "full", Result: "partial",
 			Error:     "2 users failed",
 			UsersRead: 10000, UsersChanged: 12, UsersFailed: 2, UsersUnmatched: 5,
-			ValuesAdded: 14, ValuesRemoved: 3, CertificatesRejected: 7,
+			ValuesAdded: 14, ValuesRemoved: 3, CertificatesRejected: 7, UsersSkipped: 4,
+			Sources: []SourcePass{{Name: "contoso", Mode: "full", UsersRead: 10000}, {Name: "lab", Mode: "full", Error: "dc02 unreachable"}},
 		},
 		// A later pass replaces every field, zeros included.
 		{Started: when.Add(time.Hour), Finished: when.Add(time.Hour + time.Second), Mode: "user", Result: "ok", UsersRead: 1},

@@ -33,7 +33,11 @@ type TargetRecord struct {
 // Pending decide ownership and must round-trip exactly: Update refuses
 // invalid UTF-8 there. The anchor is the raw bbolt key: any bytes.
 type Record struct {
-	Anchor    string // the key: immutable directory id (objectGUID, entryUUID); never empty
+	Anchor string // the key: immutable directory id (objectGUID, entryUUID); never empty
+	// Source names the directory the user was read from (the agent's
+	// source name); "" in files written before certsync read several
+	// directories.
+	Source    string
 	DN        string
 	Name      string                  // mail/UPN, for people
 	Targets   map[string]TargetRecord // by target name, e.g. "graph.certificateUserIds"
@@ -46,6 +50,7 @@ type Record struct {
 // the bbolt key, not repeated in the value. Short, stable JSON names: they
 // are the file format.
 type recordV1 struct {
+	Source    string              `json:"source,omitempty"`
 	DN        string              `json:"dn,omitempty"`
 	Name      string              `json:"name,omitempty"`
 	Targets   map[string]targetV1 `json:"targets,omitempty"`
@@ -94,6 +99,7 @@ func encodeRecord(r Record) ([]byte, error) {
 		}
 	}
 	v := recordV1{
+		Source:    r.Source,
 		DN:        r.DN,
 		Name:      r.Name,
 		Problem:   r.Problem,
@@ -116,6 +122,7 @@ func decodeRecord(anchor, raw []byte) (Record, error) {
 	}
 	r := Record{
 		Anchor:    string(anchor),
+		Source:    v.Source,
 		DN:        v.DN,
 		Name:      v.Name,
 		Problem:   v.Problem,

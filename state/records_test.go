@@ -23,6 +23,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{"anchor only", Record{Anchor: "3f2a6c1e-2b1d-4c6f-9e1a-0d7b8c9e0f11"}},
 		{"person, two targets", Record{
 			Anchor: "q83vEjRWeJCrze8SNFZ4kA==",
+			Source: "contoso",
 			DN:     "CN=Doe\\, Jane,OU=Staff,DC=example,DC=com",
 			Name:   "jane.doe@example.com",
 			Targets: map[string]TargetRecord{

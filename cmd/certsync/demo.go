@@ -18,9 +18,11 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/certsync/certsync/agent"
+	"github.com/certsync/certsync/agent/config"
+	"github.com/certsync/certsync/agent/report"
 	"github.com/certsync/certsync/cloudsink/exotest"
 	"github.com/certsync/certsync/cloudsink/graphtest"
-	"github.com/certsync/certsync/cmd/certsync/config"
 	"github.com/certsync/certsync/ldapsrc/ldaptest"
 	"github.com/certsync/certsync/mapping/pkitest"
 )
@@ -91,7 +93,7 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	p, err := newPipeline(cfg, zap.NewNop())
+	p, err := newRunner(cfg, zap.NewNop())
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -125,11 +127,11 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	for i, s := range steps {
 		fmt.Fprintf(out, "=== %s ===\n\n", s.title)
 		before := counts{graph.Writes(), setMailboxCalls(exo)}
-		plan, passErr := p.runPass(ctx, passOptions{dryRun: s.dryRun})
+		plan, passErr := p.Pass(ctx, agent.PassOptions{DryRun: s.dryRun})
 		if plan == nil {
 			return fmt.Errorf("demo: step %d: %w", i+1, passErr)
 		}
-		if err := writeTable(out, plan, s.dryRun); err != nil {
+		if err := report.WriteTable(out, plan, s.dryRun); err != nil {
 			return err
 		}
 		if passErr != nil {

@@ -10,13 +10,18 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/certsync/certsync/agent"
+	"github.com/certsync/certsync/agent/config"
 	"github.com/certsync/certsync/cloudsink"
-	"github.com/certsync/certsync/cmd/certsync/config"
 	"github.com/certsync/certsync/ldapsrc"
 )
 
+type doctorOptions struct {
+	configPath string
+}
+
 func newDoctorCommand() *cobra.Command {
-	var configPath string
+	o := &doctorOptions{}
 	cmd := &cobra.Command{
 		Use:   "doctor --config FILE",
 		Short: "Check the configuration end to end: directory, TLS, bind, scope, change tracking, CRLs, cloud credential and permissions",
@@ -25,15 +30,15 @@ with what to fix. It writes nothing anywhere. Exits 1 when a check failed,
 0 otherwise (warnings included).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			failed := runDoctor(cmd.Context(), configPath, cmd.OutOrStdout())
+			failed := runDoctor(cmd.Context(), o.configPath, cmd.OutOrStdout())
 			if failed > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "certsync doctor: %s failed\n", plural(failed, "check"))
+				fmt.Fprintf(cmd.ErrOrStderr(), "certsync doctor: %s failed\n", checks(failed))
 				return exitCode(1)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", "", "agent configuration file (required)")
+	cmd.Flags().StringVar(&o.configPath, "config", "", "agent configuration file (required)")
 	return cmd
 }
 
@@ -71,27 +76,41 @@ func runDoctor(ctx context.Context, path string, out io.Writer) int {
 	return failed
 }
 
+// directoryChecks checks every directory; with several, each line names
+// its directory.
 func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
-	ldapCfg, err := buildLDAPConfig(cfg)
-	if err != nil {
-		return []doctorLine{{"directory", "config", "fail", err.Error(), "check source.bind (password file or variable) and source.tls.caFile"}}
-	}
+	// The attributes to check are the targets'; when they cannot be built
+	// (the cloud checks say why), the default ones.
+	targets, _ := newTargets(cfg, log)
+	identity, certs := agent.SourceAttributes(targets)
 	opts := ldapsrc.DoctorOptions{CheckCRLs: cfg.Policy.CheckRevocation}
 	if opts.CheckCRLs {
+		var err error
 		if opts.IssuingCAs, err = cfg.ReadCerts("policy.issuingCAFile", cfg.Policy.IssuingCAFile); err != nil {
 			return []doctorLine{{"directory", "config", "fail", err.Error(), "check policy.issuingCAFile"}}
 		}
 	}
 	var out []doctorLine
-	for _, c := range ldapsrc.Diagnose(ctx, ldapCfg, opts, log) {
-		out = append(out, doctorLine{"directory", c.Name, c.Status, c.Detail, c.Fix})
+	for i, s := range cfg.Sources {
+		area := "directory"
+		if len(cfg.Sources) > 1 {
+			area = "directory " + s.Name
+		}
+		lc, err := cfg.LDAPConfig(i, identity, certs)
+		if err != nil {
+			out = append(out, doctorLine{area, "config", "fail", err.Error(), "check the source's bind (password file or variable) and tls.caFile"})
+			continue
+		}
+		for _, c := range ldapsrc.Diagnose(ctx, lc, opts, log) {
+			out = append(out, doctorLine{area, c.Name, c.Status, c.Detail, c.Fix})
+		}
 	}
 	return out
 }
 
 func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
 	cl := cfg.Cloud
-	cred, roots, err := buildCredential(cfg)
+	cred, roots, err := cfg.Credential()
 	if err != nil {
 		return []doctorLine{{"cloud", "credential", "fail", err.Error(), "check cloud.credential (the secret file or variable, the certificate file)"}}
 	}
@@ -118,3 +137,10 @@ func printDoctor(w io.Writer, lines []doctorLine) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func checks(n int) string {
+	if n == 1 {
+		return "1 check"
+	}
+	return fmt.Sprintf("%d checks", n)
+}

@@ -213,7 +213,7 @@ func TestADIncrementalPasses(t *testing.T) {
 	if ops := r.Summary.LDAPOperations; ops == 0 || ops > 5 {
 		t.Fatalf("no-change pass cost %d LDAP operations, want a handful", ops)
 	}
-	if code, out, _ := w.run("status", "--output", "table"); code != 0 || !strings.Contains(out, "Last full read") || !strings.Contains(out, "read only what changed") || !strings.Contains(out, "incremental mode") {
+	if code, out, _ := w.run("status", "--output", "table"); code != 0 || !strings.Contains(out, "last full read") || !strings.Contains(out, "read only what changed") || !strings.Contains(out, "incremental mode") {
 		t.Fatalf("status after an incremental pass (exit %d):\n%s", code, out)
 	}
 

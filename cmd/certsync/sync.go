@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.uber.org/zap"
 
 	"github.com/certsync/certsync/agent"
-	"github.com/certsync/certsync/cmd/certsync/config"
+	"github.com/certsync/certsync/agent/config"
+	"github.com/certsync/certsync/agent/report"
 	"github.com/certsync/certsync/state"
 )
 
@@ -41,19 +41,32 @@ func newSyncCommand() *cobra.Command {
 	o := &syncOptions{}
 	cmd := &cobra.Command{
 		Use:   "sync --config FILE",
-		Short: "Run one pass: read the directory, validate, publish changes",
-		Args:  cobra.NoArgs,
+		Short: "Run one pass: read the directories, validate, publish changes",
+		Long: `Runs one pass and prints its report. Exit status: 0 when the pass went well
+(users without a cloud account, users still synced by Entra Connect and
+rejected certificates are reported, not errors); 1 when the pass or a write
+failed (a directory could not be read, the deletion limit, a conflict, a
+lookup or write the cloud refused or did not answer); with
+--detailed-exitcode, 2 when changes are present (dry run) or were applied.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := outputFormat(o.output, cmd.OutOrStdout())
+			format, err := report.Format(o.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
+			}
+			if o.incremental && (o.user != "" || o.reconcile) {
+				return errors.New("--incremental cannot be combined with --user or --reconcile")
 			}
 			cfg, log, err := loadConfig(o.configPath, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			return runSync(cmd.Context(), cfg, log, o, format, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			r, err := newRunner(cfg, log)
+			if err != nil {
+				return err
+			}
+			return runSync(cmd.Context(), cfg, r, o, format, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -61,9 +74,9 @@ func newSyncCommand() *cobra.Command {
 }
 
 // runSync runs one pass and reports it. It returns exitCode for the
-// outcomes --detailed-exitcode distinguishes, and an error (exit 1)
-// otherwise.
-func runSync(ctx context.Context, cfg *config.Config, log *zap.Logger, o *syncOptions, format string, out, errOut io.Writer) error {
+// outcomes the exit status distinguishes, and an error (exit 1) when no
+// report could be made.
+func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOptions, format string, out, errOut io.Writer) error {
 	if !o.dryRun {
 		// A real pass takes the agent lock too, so it cannot slip in
 		// between the passes of a running agent.
@@ -73,18 +86,14 @@ func runSync(ctx context.Context, cfg *config.Config, log *zap.Logger, o *syncOp
 		}
 		defer func() { _ = unlock() }()
 	}
-	if o.incremental && (o.user != "" || o.reconcile) {
-		return fmt.Errorf("--incremental cannot be combined with --user or --reconcile")
-	}
-	p, err := newPipeline(cfg, log)
-	if err != nil {
-		return err
-	}
-	plan, passErr := p.runPass(ctx, passOptions{dryRun: o.dryRun, user: o.user, allowDeletes: o.allowDeletes, reconcile: o.reconcile, incremental: o.incremental})
+	plan, passErr := r.Pass(ctx, agent.PassOptions{
+		PlanOptions: agent.PlanOptions{User: o.user, Reconcile: o.reconcile, Incremental: o.incremental},
+		DryRun:      o.dryRun, AllowDeletes: o.allowDeletes,
+	})
 	if plan == nil {
 		return passErr
 	}
-	if err := report(out, format, plan, o.dryRun, passErr); err != nil {
+	if err := report.Write(out, format, plan, o.dryRun, passErr); err != nil {
 		return err
 	}
 	switch {
@@ -102,28 +111,4 @@ func runSync(ctx context.Context, cfg *config.Config, log *zap.Logger, o *syncOp
 		return exitCode(2)
 	}
 	return nil
-}
-
-func report(out io.Writer, format string, plan *agent.Plan, dryRun bool, passErr error) error {
-	if format == "json" {
-		return writeJSON(out, plan, dryRun, passErr)
-	}
-	return writeTable(out, plan, dryRun)
-}
-
-// outputFormat resolves --output; the default is a table for people at a
-// terminal and JSON for scripts.
-func outputFormat(flag string, out io.Writer) (string, error) {
-	switch flag {
-	case "table", "json":
-		return flag, nil
-	case "":
-		if f, ok := out.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				return "table", nil
-			}
-		}
-		return "json", nil
-	}
-	return "", fmt.Errorf("--output %q: use table or json", flag)
 }

@@ -48,10 +48,18 @@ func ReadSecret(key, file, env string) (Secret, error) {
 	return Secret{}, fmt.Errorf("%sFile: required", key)
 }
 
-// LDAPPassword reads source.bind's password.
-func (c *Config) LDAPPassword() (Secret, error) {
-	b := c.Source.Bind
-	return ReadSecret("source.bind.password", c.Path(b.PasswordFile), b.PasswordEnv)
+// LDAPPassword reads the bind password of source i.
+func (c *Config) LDAPPassword(i int) (Secret, error) {
+	b := c.Sources[i].Bind
+	return ReadSecret(c.sourceKey(i)+".bind.password", c.Path(b.PasswordFile), b.PasswordEnv)
+}
+
+// sourceKey names source i's section as the file has it.
+func (c *Config) sourceKey(i int) string {
+	if c.single {
+		return "source"
+	}
+	return fmt.Sprintf("sources[%d]", i)
 }
 
 // ClientSecret reads cloud.credential's secret.

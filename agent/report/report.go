@@ -1,14 +1,11 @@
-package main
+package report
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,27 +16,39 @@ import (
 	"github.com/certsync/certsync/mapping"
 )
 
-// The JSON report. Its schema is documented in README.md ("JSON output");
-// schemaVersion changes whenever a field changes meaning or goes away.
-type jsonReport struct {
-	jsonHead
-	Users []jsonUser `json:"users"`
+// JSON is the report scripts read. Its schema is documented in README.md
+// ("JSON output"); schemaVersion changes whenever a field changes meaning
+// or goes away.
+type JSON struct {
+	Head
+	Users []User `json:"users"`
 }
 
-// jsonHead is the report without its users, which are streamed one by one
+// Head is the report without its users, which are streamed one by one
 // so a plan over many users is never held twice in memory.
-type jsonHead struct {
-	SchemaVersion int         `json:"schemaVersion"`
-	Mode          string      `json:"mode"`
-	FullReason    string      `json:"fullReason,omitempty"`
-	DryRun        bool        `json:"dryRun"`
-	Started       time.Time   `json:"started"`
-	Error         string      `json:"error,omitempty"`
-	Guard         jsonGuard   `json:"guard"`
-	Summary       jsonSummary `json:"summary"`
+type Head struct {
+	SchemaVersion int       `json:"schemaVersion"`
+	Mode          string    `json:"mode"`
+	FullReason    string    `json:"fullReason,omitempty"`
+	DryRun        bool      `json:"dryRun"`
+	Started       time.Time `json:"started"`
+	Error         string    `json:"error,omitempty"`
+	Guard         Guard     `json:"guard"`
+	Summary       Summary   `json:"summary"`
+	Sources       []Source  `json:"sources"`
 }
 
-type jsonGuard struct {
+// Source is one directory's part of the pass.
+type Source struct {
+	Name           string `json:"name"`
+	Mode           string `json:"mode"`
+	FullReason     string `json:"fullReason,omitempty"`
+	UsersRead      int    `json:"usersRead"`
+	LDAPOperations int    `json:"ldapOperations"`
+	Error          string `json:"error,omitempty"`
+}
+
+type Guard struct {
 	Tripped          bool   `json:"tripped"`
 	Reason           string `json:"reason,omitempty"`
 	UsersRemoving    int    `json:"usersRemoving"`
@@ -48,13 +57,14 @@ type jsonGuard struct {
 	MaxDeletePercent int    `json:"maxDeletePercent"`
 }
 
-type jsonSummary struct {
+type Summary struct {
 	UsersRead            int `json:"usersRead"`
 	LDAPOperations       int `json:"ldapOperations"`
 	UsersInState         int `json:"usersInState"`
 	UsersChanged         int `json:"usersChanged"`
 	UsersRemoving        int `json:"usersRemoving"`
 	UsersUnmatched       int `json:"usersUnmatched"`
+	UsersSkipped         int `json:"usersSkipped"`
 	UsersFailed          int `json:"usersFailed"`
 	ValuesAdded          int `json:"valuesAdded"`
 	ValuesRemoved        int `json:"valuesRemoved"`
@@ -62,21 +72,22 @@ type jsonSummary struct {
 	CertificatesRejected int `json:"certificatesRejected"`
 }
 
-type jsonUser struct {
-	Anchor     string         `json:"anchor"`
-	AnchorGUID string         `json:"anchorGuid,omitempty"` // an objectGUID anchor as people write it
-	DN         string         `json:"dn"`
-	Name       string         `json:"name"`
-	CloudID    string         `json:"cloudId"`
-	Departed   bool           `json:"departed"`
-	OutOfScope bool           `json:"outOfScope"`
-	Problem    string         `json:"problem,omitempty"`
-	Accepted   []jsonCert     `json:"accepted"`
-	Rejected   []jsonRejected `json:"rejected"`
-	Targets    []jsonTarget   `json:"targets"`
+type User struct {
+	Anchor     string     `json:"anchor"`
+	AnchorGUID string     `json:"anchorGuid,omitempty"` // an objectGUID anchor as people write it
+	Source     string     `json:"source"`
+	DN         string     `json:"dn"`
+	Name       string     `json:"name"`
+	CloudID    string     `json:"cloudId"`
+	Departed   bool       `json:"departed"`
+	OutOfScope bool       `json:"outOfScope"`
+	Problem    string     `json:"problem,omitempty"`
+	Accepted   []Cert     `json:"accepted"`
+	Rejected   []Rejected `json:"rejected"`
+	Targets    []Target   `json:"targets"`
 }
 
-type jsonCert struct {
+type Cert struct {
 	Subject    string    `json:"subject"`
 	Serial     string    `json:"serial"`
 	SHA256     string    `json:"sha256"`
@@ -86,7 +97,7 @@ type jsonCert struct {
 	Warnings   []string  `json:"warnings,omitempty"`
 }
 
-type jsonRejected struct {
+type Rejected struct {
 	Attribute string `json:"attribute"`
 	Subject   string `json:"subject"`
 	Serial    string `json:"serial"`
@@ -95,7 +106,7 @@ type jsonRejected struct {
 	Reason    string `json:"reason"`
 }
 
-type jsonTarget struct {
+type Target struct {
 	Target  string   `json:"target"`
 	CloudID string   `json:"cloudId"`
 	Status  string   `json:"status"`
@@ -109,55 +120,63 @@ type jsonTarget struct {
 
 // Target statuses in reports.
 const (
-	statusUnchanged = "unchanged" // nothing to write
-	statusPlanned   = "planned"   // would be written (dry run, or not applied)
-	statusApplied   = "applied"   // the cloud confirmed the write
-	statusFailed    = "failed"    // the write failed
-	statusSkipped   = "skipped"   // not written: see problem
+	StatusUnchanged = "unchanged" // nothing to write
+	StatusPlanned   = "planned"   // would be written (dry run, or not applied)
+	StatusApplied   = "applied"   // the cloud confirmed the write
+	StatusFailed    = "failed"    // the write failed
+	StatusSkipped   = "skipped"   // not written: see problem
 )
 
-func targetStatus(t *agent.TargetPlan) string {
+func TargetStatus(t *agent.TargetPlan) string {
 	switch {
 	case t.Problem != "":
-		return statusSkipped
+		return StatusSkipped
 	case t.Err != nil:
-		return statusFailed
+		return StatusFailed
 	case t.Applied:
-		return statusApplied
+		return StatusApplied
 	case t.Change.Changed():
-		return statusPlanned
+		return StatusPlanned
 	}
-	return statusUnchanged
+	return StatusUnchanged
 }
 
-func toJSONHead(p *agent.Plan, dryRun bool, passErr error) jsonHead {
-	r := jsonHead{SchemaVersion: 1, Mode: p.Mode, FullReason: p.FullReason, DryRun: dryRun, Started: p.Started}
+func toHead(p *agent.Plan, dryRun bool, passErr error) Head {
+	r := Head{SchemaVersion: 1, Mode: p.Mode, FullReason: p.FullReason, DryRun: dryRun, Started: p.Started}
 	if passErr != nil {
 		r.Error = passErr.Error()
 	}
 	g := p.Guard
-	r.Guard = jsonGuard{g.Tripped, g.Reason, g.UsersRemoving, g.UsersInState, g.MaxDeletes, g.MaxDeletePercent}
+	r.Guard = Guard{g.Tripped, g.Reason, g.UsersRemoving, g.UsersInState, g.MaxDeletes, g.MaxDeletePercent}
 	s := p.Stats
-	r.Summary = jsonSummary{s.UsersRead, s.LDAPOperations, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersFailed,
+	r.Summary = Summary{s.UsersRead, s.LDAPOperations, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersSkipped, s.UsersFailed,
 		s.ValuesAdded, s.ValuesRemoved, s.CertificatesAccepted, s.CertificatesRejected}
+	r.Sources = []Source{}
+	for _, src := range p.Sources {
+		js := Source{Name: src.Name, Mode: src.Mode, FullReason: src.FullReason, UsersRead: src.UsersRead, LDAPOperations: src.LDAPOperations}
+		if src.Err != nil {
+			js.Error = src.Err.Error()
+		}
+		r.Sources = append(r.Sources, js)
+	}
 	return r
 }
 
-func toJSONUser(u *agent.UserPlan) jsonUser {
+func toUser(u *agent.UserPlan) User {
 	guid, _ := ldapsrc.GUIDString(u.Anchor)
-	ju := jsonUser{Anchor: u.Anchor, AnchorGUID: guid, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
-		Problem: u.Problem, Accepted: []jsonCert{}, Rejected: []jsonRejected{}, Targets: []jsonTarget{}}
+	ju := User{Anchor: u.Anchor, AnchorGUID: guid, Source: u.Source, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
+		Problem: u.Problem, Accepted: []Cert{}, Rejected: []Rejected{}, Targets: []Target{}}
 	for _, c := range u.Accepted {
-		ju.Accepted = append(ju.Accepted, jsonCert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings})
+		ju.Accepted = append(ju.Accepted, Cert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings})
 	}
 	for _, rj := range u.Rejected {
-		ju.Rejected = append(ju.Rejected, jsonRejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
+		ju.Rejected = append(ju.Rejected, Rejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
 	}
 	for _, t := range u.Targets {
 		if ju.CloudID == "" {
 			ju.CloudID = t.CloudID
 		}
-		jt := jsonTarget{Target: t.Target, CloudID: t.CloudID, Status: targetStatus(t), Problem: t.Problem,
+		jt := Target{Target: t.Target, CloudID: t.CloudID, Status: TargetStatus(t), Problem: t.Problem,
 			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Adopted: nonNil(t.Adopted), Dropped: nonNil(t.Change.Dropped)}
 		if t.Err != nil {
 			jt.Problem = t.Err.Error()
@@ -174,11 +193,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// writeJSON writes the report as one indented JSON object, streaming the
+// WriteJSON writes the report as one indented JSON object, streaming the
 // users.
-func writeJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
+func WriteJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 	bw := bufio.NewWriter(w)
-	head, err := json.MarshalIndent(toJSONHead(p, dryRun, passErr), "", "  ")
+	head, err := json.MarshalIndent(toHead(p, dryRun, passErr), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -186,7 +205,7 @@ func writeJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 	bw.Write(head[:len(head)-2])
 	bw.WriteString(",\n  \"users\": [")
 	for i, u := range p.Users {
-		b, err := json.MarshalIndent(toJSONUser(u), "    ", "  ")
+		b, err := json.MarshalIndent(toUser(u), "    ", "  ")
 		if err != nil {
 			return err
 		}
@@ -203,8 +222,8 @@ func writeJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 	return bw.Flush()
 }
 
-// writeTable prints a plan for people: one block per user, then a summary.
-func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
+// WriteTable prints a plan for people: one block per user, then a summary.
+func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	verb := "Plan"
 	if !dryRun {
@@ -218,9 +237,18 @@ func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	if p.FullReason != "" {
 		fmt.Fprintf(tw, "Reading every user: %s.\n", p.FullReason)
 	}
+	several := len(p.Sources) > 1
+	for _, src := range p.Sources {
+		switch {
+		case src.Err != nil:
+			fmt.Fprintf(tw, "Directory %s: NOT READ, its users are left as they were: %v\n", src.Name, src.Err)
+		case several:
+			fmt.Fprintf(tw, "Directory %s: %s read, %s (%s)\n", src.Name, src.Mode, plural(src.UsersRead, "user"), plural(src.LDAPOperations, "LDAP operation"))
+		}
+	}
 	fmt.Fprintln(tw)
 	for _, u := range p.Users {
-		writeUser(tw, u, p.Mode == agent.ModeUser)
+		writeUser(tw, u, p.Mode == agent.ModeUser, several)
 		// Columns line up within a user's block; flushing each block keeps
 		// the output streaming however many users the plan holds.
 		if err := tw.Flush(); err != nil {
@@ -232,22 +260,25 @@ func writeTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	if !dryRun {
 		added, removed = "added", "removed"
 	}
-	fmt.Fprintf(tw, "Summary: %s read (%s), %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d failed.\n",
+	fmt.Fprintf(tw, "Summary: %s read (%s), %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d skipped, %d failed.\n",
 		plural(s.UsersRead, "user"), plural(s.LDAPOperations, "LDAP operation"), s.UsersChanged, plural(s.ValuesAdded, "value"), added, s.ValuesRemoved, removed, s.UsersRemoving,
-		plural(s.CertificatesAccepted, "certificate"), s.CertificatesRejected, plural(s.UsersUnmatched, "user"), s.UsersFailed)
+		plural(s.CertificatesAccepted, "certificate"), s.CertificatesRejected, plural(s.UsersUnmatched, "user"), s.UsersSkipped, s.UsersFailed)
 	if p.Guard.Tripped {
 		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes to accept.\n", p.Guard.Reason)
 	}
 	return tw.Flush()
 }
 
-func writeUser(w io.Writer, u *agent.UserPlan, steps bool) {
+func writeUser(w io.Writer, u *agent.UserPlan, steps, several bool) {
 	fmt.Fprintf(w, "%s\t%s\n", u.Name, u.DN)
+	if several || steps {
+		fmt.Fprintf(w, "  source:\t%s\n", u.Source)
+	}
 	switch {
 	case u.Departed:
 		fmt.Fprintln(w, "  directory:\tno longer returned (deleted or out of the filter): certsync withdraws what it published")
 	case u.OutOfScope:
-		fmt.Fprintln(w, "  directory:\tfound, but outside source.filter: certsync withdraws what it published")
+		fmt.Fprintln(w, "  directory:\tfound, but outside the source's filter: certsync withdraws what it published")
 	case steps:
 		fmt.Fprintf(w, "  directory:\tfound at %s\n", u.DN)
 	}
@@ -286,32 +317,32 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps bool) {
 			fmt.Fprintf(w, "  cloud user:\t%s (%s)\n", t.CloudID, t.CloudName)
 		}
 		for _, v := range t.Change.Add {
-			fmt.Fprintf(w, "  %s:\t+ %s\n", t.Target, describeValue(t.Target, v))
+			fmt.Fprintf(w, "  %s:\t+ %s\n", t.Target, t.Describe(v))
 		}
 		for _, v := range t.Change.Remove {
 			note := ""
 			if slices.Contains(t.Adopted, v) {
 				note = " (adopted: not published by certsync and not wanted)"
 			}
-			fmt.Fprintf(w, "  %s:\t- %s%s\n", t.Target, describeValue(t.Target, v), note)
+			fmt.Fprintf(w, "  %s:\t- %s%s\n", t.Target, t.Describe(v), note)
 		}
 		for _, v := range t.Adopted {
 			if !slices.Contains(t.Change.Remove, v) {
-				fmt.Fprintf(w, "  %s:\t= %s (adopted: certsync owns it from now on)\n", t.Target, describeValue(t.Target, v))
+				fmt.Fprintf(w, "  %s:\t= %s (adopted: certsync owns it from now on)\n", t.Target, t.Describe(v))
 			}
 		}
 		for _, v := range t.Change.Unowned {
-			fmt.Fprintf(w, "  %s:\t= %s (not published by certsync: kept)\n", t.Target, describeValue(t.Target, v))
+			fmt.Fprintf(w, "  %s:\t= %s (not published by certsync: kept)\n", t.Target, t.Describe(v))
 		}
 		for _, v := range t.Change.Dropped {
-			fmt.Fprintf(w, "  %s:\t! %s (left out: the target holds at most this many values)\n", t.Target, describeValue(t.Target, v))
+			fmt.Fprintf(w, "  %s:\t! %s (left out: the target holds at most this many values)\n", t.Target, t.Describe(v))
 		}
-		switch st := targetStatus(t); {
-		case st == statusFailed:
+		switch st := TargetStatus(t); {
+		case st == StatusFailed:
 			fmt.Fprintf(w, "  %s:\tFAILED: %v\n", t.Target, t.Err)
-		case st == statusApplied:
+		case st == StatusApplied:
 			fmt.Fprintf(w, "  %s:\tapplied\n", t.Target)
-		case st == statusUnchanged && steps:
+		case st == StatusUnchanged && steps:
 			fmt.Fprintf(w, "  %s:\tno change\n", t.Target)
 		}
 	}
@@ -330,24 +361,6 @@ func writeRejected(w io.Writer, r mapping.Rejection) {
 	fmt.Fprintf(w, "  rejected:\t%s%s  sha256 %s  [%s] %s: %s\n", subject, serial, short(r.SHA256), r.Attribute, r.Code, r.Reason)
 }
 
-// describeValue shows a value for people. Exchange values are whole
-// certificates (base64 DER): they are shown by subject, serial and hash.
-func describeValue(target, v string) string {
-	if !strings.HasPrefix(target, "exchange.") {
-		return v
-	}
-	der, err := base64.StdEncoding.DecodeString(v)
-	if err != nil {
-		return short(v) + " (not base64)"
-	}
-	sum := sha256.Sum256(der)
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return "(not a certificate)  sha256 " + short(hex.EncodeToString(sum[:]))
-	}
-	return fmt.Sprintf("%s  serial %s  sha256 %s", c.Subject, strings.ToUpper(c.SerialNumber.Text(16)), short(hex.EncodeToString(sum[:])))
-}
-
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
@@ -360,4 +373,29 @@ func short(h string) string {
 		return h[:16] + "…"
 	}
 	return h
+}
+
+// Write writes the report in format (table or json).
+func Write(w io.Writer, format string, p *agent.Plan, dryRun bool, passErr error) error {
+	if format == "json" {
+		return WriteJSON(w, p, dryRun, passErr)
+	}
+	return WriteTable(w, p, dryRun)
+}
+
+// Format resolves an --output flag; the default is a table for people at
+// a terminal and JSON for scripts.
+func Format(flag string, out io.Writer) (string, error) {
+	switch flag {
+	case "table", "json":
+		return flag, nil
+	case "":
+		if f, ok := out.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return "table", nil
+			}
+		}
+		return "json", nil
+	}
+	return "", fmt.Errorf("--output %q: use table or json", flag)
 }

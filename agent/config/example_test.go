@@ -13,7 +13,7 @@ import (
 // the example may name only keys certsync knows, and every key certsync
 // knows must appear in it (set, or in a comment).
 func TestExampleDocumentsEveryKey(t *testing.T) {
-	data, err := os.ReadFile("../../../agent.yaml.example")
+	data, err := os.ReadFile("../../agent.yaml.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	text := string(data)
 	var walk func(t reflect.Type, path string)
 	walk = func(typ reflect.Type, path string) {
-		for typ.Kind() == reflect.Pointer {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
 			typ = typ.Elem()
 		}
 		if typ.Kind() != reflect.Struct || typ.String() == "time.Duration" {
@@ -35,7 +35,12 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		}
 		for i := 0; i < typ.NumField(); i++ {
 			f := typ.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			tags := strings.Split(f.Tag.Get("yaml"), ",")
+			tag := tags[0]
+			if len(tags) > 1 && tags[1] == "inline" {
+				walk(f.Type, path)
+				continue
+			}
 			if tag == "" || tag == "-" {
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/mapping/pkitest"
 )
 
@@ -51,10 +52,10 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"anchor", c.Source.AnchorAttribute, "objectGUID"},
-		{"pageSize", c.Source.PageSize, 500},
+		{"anchor", c.Sources[0].AnchorAttribute, "objectGUID"},
+		{"pageSize", c.Sources[0].PageSize, 500},
 		{"environment", c.Cloud.Environment, "global"},
-		{"match", c.Cloud.Match, Match{"objectGUID", "onPremisesImmutableId"}},
+		{"match", c.Cloud.Match, agent.Match{SourceAttribute: "objectGUID", CloudProperty: "onPremisesImmutableId"}},
 		{"bindings", strings.Join(c.Cloud.CertificateUserIDs.Bindings, ","), "SKI"},
 		{"cuid on", c.Cloud.CertificateUserIDs.On(), true},
 		{"requireSKI", *c.Policy.RequireSKI, true},
@@ -66,12 +67,15 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 		{"maxDeletePercent", *c.Safety.MaxDeletePercent, 10},
 		{"state path is relative to the file", c.Path(c.State.Path), filepath.Join(dir, "state.db")},
 		{"log", c.Log, Log{"info", "json"}},
-		{"changeTracking", c.Source.ChangeTracking, "auto"},
+		{"changeTracking", c.Sources[0].ChangeTracking, "auto"},
+		{"one source, named default", len(c.Sources), 1},
+		{"source name", c.Sources[0].Name, "default"},
+		{"source folded into sources", c.Source == nil, true},
 		{"fullInterval", c.Schedule.FullInterval, 24 * time.Hour},
 		{"checkRevocation", c.Policy.CheckRevocation, false},
 		{"revocationUnavailable", c.Policy.RevocationUnavailable, "keep"},
 		{"exchange off", c.Cloud.Exchange.Enabled, false},
-		{"exchange match", c.Cloud.Exchange.Match, Match{"mail", "mail"}},
+		{"exchange match", c.Cloud.Exchange.Match, agent.Match{SourceAttribute: "mail", CloudProperty: "mail"}},
 		{"exchange mapping", c.Cloud.Exchange.Mapping["userSMIMECertificate"], "UserSMimeCertificate"},
 		{"exchange mapping size", len(c.Cloud.Exchange.Mapping), 2},
 	}
@@ -80,7 +84,7 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", ck.name, ck.got, ck.want)
 		}
 	}
-	pw, err := c.LDAPPassword()
+	pw, err := c.LDAPPassword(0)
 	if err != nil || pw.Reveal() != "s3cret" {
 		t.Errorf("password: %v %q", err, pw.Reveal())
 	}
@@ -128,6 +132,10 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"exchange match", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, match: {sourceAttribute: mail, cloudProperty: onPremisesImmutableId}}", "cloud.exchange.match.cloudProperty"},
 		{"exchange http endpoint", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, endpoint: http://127.0.0.1:1}", "cloud.exchange.endpoint"},
 		{"no target", `clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {enabled: false}", "enable at least one cloud target"},
+		{"unparsable filter", "  bind:", "  filter: \"(&(mail=*)\"\n  bind:", "source.filter"},
+		{"source and sources", "cloud:", "sources: [{name: b, url: ldaps://b, baseDN: \"DC=b\"}]\ncloud:", "use one of them"},
+		{"bad source name", "  bind:", "  name: \"two words\"\n  bind:", "source.name"},
+		{"no source", "source:\n  url:", "ignored:\n  url:", "unknown key ignored"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +169,45 @@ func TestParseValidVariants(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// sources: a list of directories, each validated under its own key.
+func TestParseSeveralSources(t *testing.T) {
+	dir := writeFiles(t)
+	several := `sources:
+- name: contoso
+  url: ldaps://dc01.contoso.com
+  baseDN: "DC=contoso,DC=com"
+  bind: {method: simple, username: "svc@contoso.com", passwordFile: pw}
+  tls: {caFile: ca.pem}
+- name: lab
+  url: ldap://ldap.lab.test
+  baseDN: "dc=lab,dc=test"
+  anchorAttribute: entryUUID
+  filter: "(objectClass=inetOrgPerson)"
+  bind: {method: simple, username: "cn=certsync,dc=lab,dc=test", passwordEnv: LAB_PW}
+` + validYAML[strings.Index(validYAML, "cloud:"):]
+	c, err := Parse([]byte(several), dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, several)
+	}
+	if got := strings.Join(c.SourceNames(), ","); got != "contoso,lab" {
+		t.Fatalf("source names %q", got)
+	}
+	if c.Sources[1].AnchorAttribute != "entryUUID" || c.Sources[0].AnchorAttribute != "objectGUID" || c.Sources[1].PageSize != 500 {
+		t.Fatalf("each source gets its own settings and defaults: %+v", c.Sources)
+	}
+	for name, edit := range map[string][2]string{
+		"duplicate name": {"name: lab", "name: contoso"},
+		"second url":     {"url: ldap://ldap.lab.test", "url: ftp://ldap.lab.test"},
+		"second unknown": {"anchorAttribute: entryUUID", "anchorAttribute: entryUUID\n  anchor: x"},
+	} {
+		want := map[string]string{"duplicate name": "sources[1].name", "second url": "sources[1].url", "second unknown": "unknown key sources[1].anchor"}[name]
+		_, err := Parse([]byte(strings.Replace(several, edit[0], edit[1], 1)), dir)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error naming %s", name, err, want)
+		}
 	}
 }
 

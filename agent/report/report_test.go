@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -30,10 +30,10 @@ func TestWriteJSON(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &agent.Plan{Mode: agent.ModeFull, Started: time.Unix(0, 0).UTC(), Users: tc.users}
 			var buf bytes.Buffer
-			if err := writeJSON(&buf, p, true, tc.passErr); err != nil {
+			if err := WriteJSON(&buf, p, true, tc.passErr); err != nil {
 				t.Fatal(err)
 			}
-			var r jsonReport
+			var r JSON
 			dec := json.NewDecoder(&buf)
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&r); err != nil {
@@ -46,7 +46,7 @@ func TestWriteJSON(t *testing.T) {
 				t.Fatalf("error field: %q", r.Error)
 			}
 			for i, u := range r.Users {
-				if u.Name != tc.users[i].Name || u.CloudID != "id-"+u.Name || u.Targets[0].Status != statusPlanned ||
+				if u.Name != tc.users[i].Name || u.CloudID != "id-"+u.Name || u.Targets[0].Status != StatusPlanned ||
 					u.Targets[0].Remove == nil || len(u.Rejected) != 1 || u.Accepted == nil {
 					t.Fatalf("user %d: %+v", i, u)
 				}

@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/ldapsrc"
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/state"
+)
+
+// SourceOpener is one directory of the configuration: its name, and how
+// to connect to it.
+type SourceOpener struct {
+	Name string
+	Open func(ctx context.Context) (Source, error)
+}
+
+// RunnerConfig is everything passes need, built once from the
+// configuration.
+type RunnerConfig struct {
+	Sources   []SourceOpener
+	StatePath string
+	Targets   []Target
+	Policy    mapping.Policy
+	Safety    Safety
+	// FullInterval: see Tracking.FullInterval.
+	FullInterval time.Duration
+	Log          *zap.Logger
+}
+
+// Runner runs passes of one configuration. It opens the state file and
+// the directories anew for each pass, so that `certsync status` can read
+// the file between passes and a directory that cannot be reached is a
+// failed pass rather than a failed start; it keeps what lives between
+// passes (the CRLs).
+type Runner struct {
+	cfg         RunnerConfig
+	log         *zap.Logger // non-nil
+	fingerprint string
+	crls        CRLCache
+}
+
+// NewRunner checks the configuration and builds a Runner.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("agent: no directory source is configured")
+	}
+	if len(cfg.Targets) == 0 {
+		return nil, errors.New("agent: no target is enabled")
+	}
+	if cfg.StatePath == "" {
+		return nil, errors.New("agent: no state file path")
+	}
+	r := &Runner{cfg: cfg, log: cfg.Log, fingerprint: Fingerprint(cfg.Policy, cfg.Targets)}
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	return r, nil
+}
+
+// PassOptions say what one pass does.
+type PassOptions struct {
+	PlanOptions
+	// DryRun computes the plan and writes nothing: not to the cloud, not
+	// to the state file (which is opened read-only, or not at all when it
+	// does not exist yet).
+	DryRun bool
+	// AllowDeletes lets this pass exceed the deletion limit.
+	AllowDeletes bool
+}
+
+// Pass opens the state file and the directories, plans and, unless a dry
+// run, applies. The plan comes back whenever one was made, even when
+// applying failed or a directory could not be read, so the caller can
+// show what happened; the error is the pass's.
+func (r *Runner) Pass(ctx context.Context, o PassOptions) (*Plan, error) {
+	store, closeStore, err := openStore(r.cfg.StatePath, o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	var sources []NamedSource
+	for _, s := range r.cfg.Sources {
+		// Opened by the first read, so that a directory that cannot be
+		// reached is recorded as that directory's failure.
+		l := &lazySource{open: s.Open}
+		defer l.Close()
+		sources = append(sources, NamedSource{Name: s.Name, Source: l})
+	}
+	a, err := New(Options{
+		Sources: sources, Store: store, Targets: r.cfg.Targets, Policy: r.cfg.Policy, Safety: r.cfg.Safety, Log: r.log,
+		Tracking: Tracking{Fingerprint: r.fingerprint, FullInterval: r.cfg.FullInterval},
+		CRLs:     &r.crls,
+	})
+	if err != nil {
+		return nil, err
+	}
+	plan, err := a.Plan(ctx, o.PlanOptions)
+	if err != nil {
+		if !o.DryRun {
+			a.RecordFailure(o.PlanOptions, err)
+		}
+		return nil, err
+	}
+	if o.DryRun {
+		return plan, plan.Err()
+	}
+	if err := a.Apply(ctx, plan, o.AllowDeletes); err != nil {
+		return plan, err
+	}
+	return plan, plan.Err()
+}
+
+// reconcileEvery is how often Run checks every user's values in the cloud
+// rather than only those that changed on-prem.
+const reconcileEvery = 24 * time.Hour
+
+// Run is the agent: a pass every interval until ctx ends (see Loop). The
+// first pass and then one a day reconcile: they check every user's values
+// in the cloud, so hand edits there do not last; the others read only
+// what changed, with a full read when FullInterval says.
+func (r *Runner) Run(ctx context.Context, interval time.Duration) error {
+	var lastReconcile time.Time
+	return Loop(ctx, interval, time.Hour, func(ctx context.Context) error {
+		reconcile := time.Since(lastReconcile) >= reconcileEvery
+		plan, err := r.Pass(ctx, PassOptions{PlanOptions: PlanOptions{Reconcile: reconcile, Incremental: !reconcile}})
+		if err == nil && reconcile {
+			lastReconcile = time.Now()
+		}
+		if plan != nil {
+			r.logPlan(plan)
+		}
+		return err
+	}, r.log)
+}
+
+func (r *Runner) logPlan(plan *Plan) {
+	s := plan.Stats
+	r.log.Info("pass summary", zap.String("mode", plan.Mode), zap.String("fullReason", plan.FullReason),
+		zap.Int("ldapOperations", s.LDAPOperations), zap.Int("usersRead", s.UsersRead), zap.Int("usersChanged", s.UsersChanged),
+		zap.Int("valuesAdded", s.ValuesAdded), zap.Int("valuesRemoved", s.ValuesRemoved),
+		zap.Int("usersUnmatched", s.UsersUnmatched), zap.Int("usersSkipped", s.UsersSkipped), zap.Int("usersFailed", s.UsersFailed),
+		zap.Int("certificatesRejected", s.CertificatesRejected))
+	for _, u := range plan.Users {
+		if u.Failed() {
+			r.log.Warn("user not published", zap.String("user", u.Name), zap.String("source", u.Source), zap.String("dn", u.DN), zap.String("problem", u.ProblemText()))
+		}
+	}
+}
+
+// lazySource connects to a directory on first use.
+type lazySource struct {
+	open func(context.Context) (Source, error)
+	src  Source
+}
+
+func (l *lazySource) get(ctx context.Context) (Source, error) {
+	if l.src == nil {
+		s, err := l.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.src = s
+	}
+	return l.src, nil
+}
+
+func (l *lazySource) Read(ctx context.Context, req ldapsrc.ReadRequest, fn func(mapping.SourceUser) error) (ldapsrc.ReadResult, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return ldapsrc.ReadResult{}, err
+	}
+	return s.Read(ctx, req, fn)
+}
+
+func (l *lazySource) FindUser(ctx context.Context, id string) (ldapsrc.FoundUser, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return ldapsrc.FoundUser{}, err
+	}
+	return s.FindUser(ctx, id)
+}
+
+// CRLs reads the directory's CRLs when it can hold them.
+func (l *lazySource) CRLs(ctx context.Context, opts ldapsrc.CRLOptions) ([]ldapsrc.CRLEntry, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := s.(CRLSource)
+	if !ok {
+		return nil, fmt.Errorf("agent: this directory source cannot read CRLs")
+	}
+	return c.CRLs(ctx, opts)
+}
+
+func (l *lazySource) Close() {
+	if c, ok := l.src.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+}
+
+// openStore opens the state file; a dry run opens it read-only, and with
+// no file yet it plans against an empty state rather than create one.
+func openStore(path string, dryRun bool) (Store, func(), error) {
+	st, err := state.Open(path, state.Options{ReadOnly: dryRun})
+	switch {
+	case dryRun && errors.Is(err, fs.ErrNotExist):
+		return emptyStore{}, func() {}, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	return st, func() { _ = st.Close() }, nil
+}
+
+// emptyStore is the state of a dry run before the first real pass.
+type emptyStore struct{}
+
+func (emptyStore) Get(string) (state.Record, bool, error) { return state.Record{}, false, nil }
+func (emptyStore) ForEach(func(state.Record) error) error { return nil }
+func (emptyStore) Count() (int, error)                    { return 0, nil }
+func (emptyStore) Update([]state.Record, []string) error  { return errDryRunWrite }
+func (emptyStore) Commit(state.Commit) error              { return errDryRunWrite }
+func (emptyStore) Meta(string, any) (bool, error)         { return false, nil }
+func (emptyStore) SetLastPass(state.PassSummary) error    { return errDryRunWrite }
+
+var errDryRunWrite = errors.New("state: a dry run writes nothing")

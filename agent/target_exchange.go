@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/mapping"
+)
+
+// Mailbox attributes Exchange Online holds certificates in, as
+// cloud.exchange.mapping names them.
+const (
+	MailboxUserCertificate      = "UserCertificate"
+	MailboxUserSMimeCertificate = "UserSMimeCertificate"
+)
+
+// mailboxAttributes maps the names of cloud.exchange.mapping to the
+// sink's attribute names.
+func mailboxAttributes() map[string]string {
+	return map[string]string{
+		MailboxUserCertificate:      cloudsink.TargetUserCertificate,
+		MailboxUserSMimeCertificate: cloudsink.TargetUserSMimeCertificate,
+	}
+}
+
+// ExchangeSettings is the Exchange Online target's configuration
+// (cloud.exchange).
+type ExchangeSettings struct {
+	Enabled bool `yaml:"enabled"`
+	// Endpoint overrides the environment's Exchange Online root (tests and
+	// emulators).
+	Endpoint string `yaml:"endpoint"`
+	// Match says how a directory user's mailbox is found.
+	Match Match `yaml:"match"`
+	// Mapping: directory attribute → the mailbox attribute it feeds.
+	Mapping       map[string]string `yaml:"mapping"`
+	AdoptExisting bool              `yaml:"adoptExisting"`
+}
+
+// Defaults fills in what the file left out.
+func (s *ExchangeSettings) Defaults() {
+	if s.Match.SourceAttribute == "" {
+		s.Match.SourceAttribute = "mail"
+	}
+	if s.Match.CloudProperty == "" {
+		s.Match.CloudProperty = "mail"
+	}
+	if len(s.Mapping) == 0 {
+		s.Mapping = map[string]string{
+			mapping.AttrUserCertificate:      MailboxUserCertificate,
+			mapping.AttrUserSMIMECertificate: MailboxUserSMimeCertificate,
+		}
+	}
+}
+
+// Validate checks the settings; key names the section in errors
+// ("cloud.exchange").
+func (s ExchangeSettings) Validate(key string) error {
+	if s.Endpoint != "" {
+		if err := cloudsink.CheckEndpoint(s.Endpoint); err != nil {
+			return fmt.Errorf("%s.endpoint: %w", key, err)
+		}
+	}
+	if err := s.Match.validate(key+".match", cloudsink.ExchangeMatchProperties()); err != nil {
+		return err
+	}
+	boxes := slices.Sorted(maps.Keys(mailboxAttributes()))
+	for _, attr := range slices.Sorted(maps.Keys(s.Mapping)) {
+		if attr == "" || strings.ContainsAny(attr, "; ,()*=") {
+			return fmt.Errorf("%s.mapping: %q is not an LDAP attribute name", key, attr)
+		}
+		if !slices.Contains(boxes, s.Mapping[attr]) {
+			return fmt.Errorf("%s.mapping.%s: %q is not one of %s", key, attr, s.Mapping[attr], strings.Join(boxes, ", "))
+		}
+	}
+	return nil
+}
+
+// ExchangeTarget publishes the certificates themselves to Exchange Online
+// mailboxes' UserCertificate and UserSMimeCertificate, where Outlook
+// finds them in the global address list.
+type ExchangeTarget struct {
+	settings ExchangeSettings
+	// feeds lists, per sink attribute, the directory attributes feeding it.
+	feeds map[string][]string
+	sink  *cloudsink.Exchange // non-nil
+}
+
+var _ Target = (*ExchangeTarget)(nil)
+
+// NewExchangeTarget builds the target over its sink; the settings must
+// have passed Validate.
+func NewExchangeTarget(s ExchangeSettings, sink *cloudsink.Exchange) (*ExchangeTarget, error) {
+	if sink == nil {
+		return nil, errors.New("agent: exchange target: no sink")
+	}
+	s.Defaults()
+	t := &ExchangeTarget{settings: s, feeds: map[string][]string{}, sink: sink}
+	boxes := mailboxAttributes()
+	for _, ldapAttr := range slices.Sorted(maps.Keys(s.Mapping)) {
+		attr, ok := boxes[s.Mapping[ldapAttr]]
+		if !ok {
+			return nil, fmt.Errorf("agent: exchange target: mapping %s: unknown mailbox attribute %q", ldapAttr, s.Mapping[ldapAttr])
+		}
+		t.feeds[attr] = append(t.feeds[attr], ldapAttr)
+	}
+	return t, nil
+}
+
+func (t *ExchangeTarget) Name() string                   { return "exchange" }
+func (t *ExchangeTarget) Attributes() []cloudsink.Target { return t.sink.Targets() }
+func (t *ExchangeTarget) Match() Match                   { return t.settings.Match }
+func (t *ExchangeTarget) Account() string                { return "mailbox" }
+func (t *ExchangeTarget) AdoptExisting() bool            { return t.settings.AdoptExisting }
+
+// Want is the accepted certificates found in the directory attributes
+// that feed attr, newest first (the order Evaluate keeps), as the sink's
+// values: the base64 of each DER. The limit of 15 is applied by the plan,
+// which reports what it leaves out.
+func (t *ExchangeTarget) Want(attr string, ev mapping.Evaluation) []string {
+	sources := t.feeds[attr]
+	fedBy := func(a string) bool {
+		return slices.ContainsFunc(sources, func(s string) bool { return strings.EqualFold(s, a) })
+	}
+	var out []string
+	for _, c := range ev.Accepted {
+		if slices.ContainsFunc(c.Attributes, fedBy) {
+			out = append(out, base64.StdEncoding.EncodeToString(c.Cert.Raw))
+		}
+	}
+	return out
+}
+
+// Describe shows a certificate by subject, serial and hash.
+func (t *ExchangeTarget) Describe(_, v string) string {
+	der, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return short(v) + " (not base64)"
+	}
+	sum := sha256.Sum256(der)
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "(not a certificate)  sha256 " + short(hex.EncodeToString(sum[:]))
+	}
+	return fmt.Sprintf("%s  serial %s  sha256 %s", c.Subject, strings.ToUpper(c.SerialNumber.Text(16)), short(hex.EncodeToString(sum[:])))
+}
+
+func (t *ExchangeTarget) Fingerprint() string { return settingsFingerprint(t.Name(), t.settings) }
+
+func (t *ExchangeTarget) SourceAttributes() (identity, certificates []string) {
+	return []string{t.settings.Match.SourceAttribute}, slices.Sorted(maps.Keys(t.settings.Mapping))
+}
+
+func (t *ExchangeTarget) Lookup(ctx context.Context, l []cloudsink.Lookup) (map[string]cloudsink.LookupResult, error) {
+	return t.sink.Lookup(ctx, l)
+}
+
+func (t *ExchangeTarget) Apply(ctx context.Context, u []cloudsink.Update) []cloudsink.Result {
+	return t.sink.Apply(ctx, u)
+}
+
+// short cuts a long value (a hash, a base64 certificate) for people.
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16] + "…"
+	}
+	return h
+}
