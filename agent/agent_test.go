@@ -23,7 +23,7 @@ import (
 // tested against a real slapd, and the whole pipeline in cmd/certsync.
 type listSource struct {
 	users   []mapping.SourceUser
-	failAt  int // > 0: the read fails after this many users
+	failAt  int // with readErr: the read fails after this many users
 	readErr error
 
 	// Change tracking, when tracked: a read given a watermark returns only
@@ -49,7 +49,7 @@ func (s *listSource) Read(_ context.Context, req ldapsrc.ReadRequest, fn func(ma
 		}
 	}
 	for i, u := range s.users {
-		if s.failAt > 0 && i == s.failAt {
+		if s.readErr != nil && i == s.failAt {
 			return res, s.readErr
 		}
 		if !res.Full && !s.changed[u.Anchor] {
@@ -85,6 +85,8 @@ type fixture struct {
 	now    func() time.Time // nil: time.Now
 	incr   bool             // pass plans incrementally
 	adopt  bool             // the target adopts existing values
+	// more are further directories read after src ("test"), in order.
+	more []NamedSource
 }
 
 func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
@@ -131,7 +133,7 @@ func (f *fixture) agent() *Agent {
 		target = adopting{graph}
 	}
 	a, err := New(Options{
-		Sources: []NamedSource{{Name: "test", Source: f.src}}, Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
+		Sources: append([]NamedSource{{Name: "test", Source: f.src}}, f.more...), Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
 		Policy:  mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
 		Targets: []Target{target},
 	})
