@@ -1,3 +1,5 @@
+//go:build !release
+
 package main
 
 import (
@@ -9,11 +11,15 @@ import (
 
 // TestDemo runs `certsync demo` as the README's first command does and
 // checks that it shows every case it promises, on both cloud targets.
-// The demo checks the mailboxes itself; runDemo fails when they are wrong.
+// The demo checks the mailboxes itself; demo.Run fails when they are wrong.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	if err := runDemo(context.Background(), &out, false); err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"demo"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("certsync demo: %v\n%s", err, out.String())
 	}
 	s := out.String()
 	for _, want := range []string{

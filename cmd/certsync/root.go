@@ -18,7 +18,8 @@ list), remembering what it published in a local state file.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDoctorCommand(), newDemoCommand(), newVersionCommand())
+	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDoctorCommand(), newVersionCommand())
+	root.AddCommand(demoCommands()...)
 	return root
 }
 

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRelease guards the release build (-tags release, what ships): it
+// links none of the test harnesses, the demo, the testing package or the
+// harnesses' own dependencies, and has no demo command, while the default
+// build does have the demo (so the guard cannot pass for want of a demo).
+func TestRelease(t *testing.T) {
+	root := moduleRoot(t)
+	const mod = "github.com/certsync/certsync/"
+	// Packages (and the packages below them) the release build must not link.
+	forbiddenPkgs := []string{
+		mod + "ldapsrc/ldaptest", mod + "cloudsink/graphtest", mod + "cloudsink/exotest", mod + "mapping/pkitest",
+		mod + "agent/demo", "testing",
+		"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog",
+	}
+	// Modules the release binary must not record.
+	forbiddenMods := []string{"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog"}
+
+	t.Run("deps", func(t *testing.T) {
+		release := listDeps(t, root, "-tags", "release")
+		for _, dep := range release {
+			for _, f := range forbiddenPkgs {
+				if underPath(dep, f) {
+					t.Errorf("the release build links %s", dep)
+				}
+			}
+		}
+		if !slices.Contains(release, mod+"agent") {
+			t.Errorf("the release build's dependencies lack %s: is go list listing the right package?\n%s", mod+"agent", strings.Join(release, "\n"))
+		}
+		// The default build has the demo and the harnesses it runs on.
+		def := listDeps(t, root)
+		for _, want := range []string{mod + "agent/demo", mod + "ldapsrc/ldaptest", mod + "cloudsink/graphtest", mod + "cloudsink/exotest", mod + "mapping/pkitest"} {
+			if !slices.Contains(def, want) {
+				t.Errorf("the default build does not link %s: the demo is gone from it, or this guard checks the wrong names", want)
+			}
+		}
+	})
+
+	t.Run("binary", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "certsync")
+		build := exec.Command("go", "build", "-tags", "release", "-o", bin, "./cmd/certsync")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build -tags release: %v\n%s", err, out)
+		}
+		out, err := exec.Command("go", "version", "-m", bin).Output()
+		if err != nil {
+			t.Fatalf("go version -m: %v", err)
+		}
+		deps := 0
+		for line := range strings.Lines(string(out)) {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || (fields[0] != "dep" && fields[0] != "=>") {
+				continue
+			}
+			deps++
+			for _, f := range forbiddenMods {
+				if underPath(fields[1], f) {
+					t.Errorf("the release binary records module %s %s", fields[1], strings.Join(fields[2:], " "))
+				}
+			}
+		}
+		if deps == 0 || !strings.Contains(string(out), "github.com/spf13/cobra") {
+			t.Errorf("go version -m lists no modules (or not cobra): is the build info read right?\n%s", out)
+		}
+
+		out, err = exec.Command(bin, "demo").CombinedOutput()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			t.Errorf("the release binary ran `certsync demo`:\n%s", out)
+		case !errors.As(err, &exit):
+			t.Errorf("running the release binary: %v", err)
+		}
+		if want := `unknown command "demo" for "certsync"`; !strings.Contains(string(out), want) {
+			t.Errorf("the release binary's `certsync demo` says %q, want %q", out, want)
+		}
+		out, err = exec.Command(bin, "version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "certsync ") {
+			t.Errorf("the release binary's `certsync version`: %v\n%s", err, out)
+		}
+	})
+}
+
+// moduleRoot is the directory of the module under test.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		t.Fatal("go list -m found no module directory")
+	}
+	return dir
+}
+
+// listDeps lists the packages ./cmd/certsync links, built with flags.
+func listDeps(t *testing.T, root string, flags ...string) []string {
+	t.Helper()
+	args := append(append([]string{"list", "-deps"}, flags...), "./cmd/certsync")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			stderr = exit.Stderr
+		}
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return strings.Fields(string(out))
+}
+
+// underPath reports whether the package or module path p is base or below it.
+func underPath(p, base string) bool {
+	return p == base || strings.HasPrefix(p, base+"/")
+}
