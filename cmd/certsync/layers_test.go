@@ -33,6 +33,10 @@ func TestLayers(t *testing.T) {
 		"cloudsink": {"mapping"},
 		"state":     {},
 		"agent":     {"mapping", "ldapsrc", "cloudsink", "state"},
+		// The configuration composes the sections their owners define.
+		"agent/config": {"agent", "ldapsrc", "cloudsink", "mapping"},
+		// Reports show plans; they print objectGUIDs as ldapsrc does.
+		"agent/report": {"agent", "ldapsrc", "mapping"},
 		// The demo builds its world from the harnesses and runs the agent;
 		// it never knows the command (cmd/... is refused below).
 		"agent/demo": {"..."},
