@@ -167,17 +167,25 @@ func TestTwoUsersOneAccountIsAConflict(t *testing.T) {
 	}
 }
 
-func TestNewcomerOnAClaimedAccountIsAConflict(t *testing.T) {
-	ctx := context.Background()
-	f, lab := twoSources(t, graphtest.User{Mail: "a@x.test"})
+// published makes a fixture whose first directory's a@x.test is
+// published, and a second user of that mail with another anchor (with
+// the bindings it should get).
+func published(t *testing.T) (f *fixture, lab *listSource, wantA []string, other mapping.SourceUser, wantOther []string) {
+	f, lab = twoSources(t, graphtest.User{Mail: "a@x.test"})
 	a, wantA := f.user("a@x.test", 1)
 	f.src.users = []mapping.SourceUser{a}
-	f.pass(ctx)
+	f.pass(context.Background())
+	other, wantOther = f.user("a@x.test", 1)
+	other.Anchor = "anchor-other"
+	return f, lab, wantA, other, wantOther
+}
+
+func TestNewcomerOnAClaimedAccountIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	f, lab, wantA, twin, _ := published(t)
 	// A second directory now has a user with the same mail: certsync
 	// publishes for a already, so the newcomer is the conflict; a keeps
 	// its values, and stays unchanged (no lookup at all).
-	twin, _ := f.user("a@x.test", 1)
-	twin.Anchor = "anchor-twin"
 	lab.users = []mapping.SourceUser{twin}
 	writes := f.graph.Writes()
 	p := f.pass(ctx)
@@ -192,15 +200,10 @@ func TestNewcomerOnAClaimedAccountIsAConflict(t *testing.T) {
 
 func TestDepartedUserLeavesTheAccountFirst(t *testing.T) {
 	ctx := context.Background()
-	f, lab := twoSources(t, graphtest.User{Mail: "a@x.test"})
-	a, _ := f.user("a@x.test", 1)
-	f.src.users = []mapping.SourceUser{a}
-	f.pass(ctx)
+	f, lab, _, moved, wantMoved := published(t)
 	// The user moved to the other directory with a new anchor (a forest
 	// migration): the old one's values go first, the new one waits one
 	// pass, as skipped, not failed.
-	moved, wantMoved := f.user("a@x.test", 1)
-	moved.Anchor = "anchor-moved"
 	f.src.users, lab.users = nil, []mapping.SourceUser{moved}
 	p := f.pass(ctx)
 	tp := conflictOf(p, "a@x.test", "lab")
