@@ -298,4 +298,3 @@ func holdsValues(rec state.Record) bool {
 	}
 	return false
 }
-
