@@ -102,6 +102,9 @@ func (pl *planner) readAll(ctx context.Context, incremental bool, crls string) e
 	for _, s := range pl.a.sources {
 		rep, res, err := pl.readSource(ctx, s, incremental, crls)
 		pl.p.Sources = append(pl.p.Sources, rep)
+		if pe := (*passError)(nil); errors.As(err, &pe) {
+			return pe.err
+		}
 		if err != nil {
 			failed++
 			pl.a.log.Error("directory read failed: its users are left as they are", zap.String("source", s.Name), zap.Error(err))
@@ -163,14 +166,14 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	rep := SourceReport{Name: s.Name, Mode: ModeFull}
 	tr, found, err := a.readTracking(s.Name)
 	if err != nil {
-		rep.Err = err
-		return rep, ldapsrc.ReadResult{}, err
+		return rep, ldapsrc.ReadResult{}, &passError{err}
 	}
 	var since []byte
 	if incremental {
 		since, rep.FullReason = a.sinceFor(tr, found, p.Started, crls)
 	}
 	var review time.Time
+	var stateErr error
 	read := 0
 	res, err := s.Source.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
 		if other, dup := pl.seen[u.Anchor]; dup {
@@ -190,8 +193,16 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 		read++
 		r, err := pl.consider(s.Name, u, false)
 		review = earlier(review, r)
+		if err != nil {
+			// The state could not be read: not this directory's fault,
+			// and no other directory's part can be trusted either.
+			stateErr = err
+		}
 		return err
 	})
+	if stateErr != nil {
+		return rep, res, &passError{stateErr}
+	}
 	rep.LDAPOperations = res.Operations
 	switch {
 	case err != nil && res.Entries == 0:
@@ -228,6 +239,13 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	p.tracking[s.Name] = &next
 	return rep, res, nil
 }
+
+// passError is a failure of the pass itself (the state file), not of
+// the directory being read: it ends the plan.
+type passError struct{ err error }
+
+func (e *passError) Error() string { return e.err.Error() }
+func (e *passError) Unwrap() error { return e.err }
 
 // dropSource takes back what a failed read of source had added: none of
 // its users may change in this pass.

@@ -241,3 +241,27 @@ func TestSameObjectFromTwoSourcesIsReportedOnce(t *testing.T) {
 		t.Fatalf("the first copy was not published: %v", got)
 	}
 }
+
+// unreadableState fails every record read, as a damaged state file would.
+type unreadableState struct{ Store }
+
+func (unreadableState) Get(string) (state.Record, bool, error) {
+	return state.Record{}, false, errors.New("state: page 7 checksum mismatch")
+}
+
+// A state that cannot be read is the pass's failure, not a directory's:
+// no directory's part may be planned without it.
+func TestUnreadableStateIsNoPlan(t *testing.T) {
+	f, lab := twoSources(t, graphtest.User{Mail: "a@x.test"})
+	a, _ := f.user("a@x.test", 1)
+	f.src.users, lab.users = []mapping.SourceUser{a}, nil
+	ag, err := New(Options{Sources: []NamedSource{{Name: "test", Source: f.src}, {Name: "lab", Source: lab}},
+		Store: unreadableState{f.store}, Targets: f.agent().targets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ag.Plan(context.Background(), PlanOptions{})
+	if err == nil || errors.Is(err, ErrSourceFailed) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("plan %v, error %v; want no plan and the state's error, not a directory's", p, err)
+	}
+}
