@@ -177,7 +177,7 @@ func TestLoopBackoffAndStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	passes := 0
-	err := Loop(ctx, 10*time.Millisecond, time.Second, func(pctx context.Context) error {
+	err := Loop(ctx, 10*time.Millisecond, time.Second, nil, func(pctx context.Context) error {
 		passes++
 		if passes == 3 {
 			cancel()

@@ -14,11 +14,16 @@ import (
 	"github.com/certsync/certsync/state"
 )
 
-// SourceOpener is one directory of the configuration: its name, and how
-// to connect to it.
+// SourceOpener is one directory of the configuration: its name, how to
+// connect to it, and how to listen for its changes.
 type SourceOpener struct {
 	Name string
 	Open func(ctx context.Context) (Source, error)
+	// Watch listens for the directory's change notifications (see
+	// ldapsrc.Watch): ready when registered, changed per notification,
+	// until ctx ends or the connection fails. nil, or ErrNoWatch: the
+	// directory is polled only.
+	Watch func(ctx context.Context, ready, changed func()) error
 }
 
 // RunnerConfig is everything passes need, built once from the
@@ -126,8 +131,22 @@ const reconcileEvery = 24 * time.Hour
 // in the cloud, so hand edits there do not last; the others read only
 // what changed, with a full read when FullInterval says.
 func (r *Runner) Run(ctx context.Context, interval time.Duration) error {
+	trigger := make(chan struct{}, 1)
+	changed := func() {
+		select {
+		case trigger <- struct{}{}:
+		default: // a pass is due already
+		}
+	}
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	for _, s := range r.cfg.Sources {
+		if s.Watch != nil {
+			go r.watch(watchCtx, s, changed)
+		}
+	}
 	var lastReconcile time.Time
-	return Loop(ctx, interval, time.Hour, func(ctx context.Context) error {
+	return Loop(ctx, interval, time.Hour, trigger, func(ctx context.Context) error {
 		reconcile := time.Since(lastReconcile) >= reconcileEvery
 		plan, err := r.Pass(ctx, PassOptions{PlanOptions: PlanOptions{Reconcile: reconcile, Incremental: !reconcile}})
 		if err == nil && reconcile {
@@ -138,6 +157,38 @@ func (r *Runner) Run(ctx context.Context, interval time.Duration) error {
 		}
 		return err
 	}, r.log)
+}
+
+// watch keeps one directory's change notifications registered while ctx
+// lives: a registration lost with its connection is made again, with a
+// backoff, and each (re)registration triggers a pass, because changes made
+// while nobody listened were not notified (the watermark finds them).
+func (r *Runner) watch(ctx context.Context, s SourceOpener, changed func()) {
+	log := r.log.With(zap.String("source", s.Name))
+	wait := time.Second
+	for {
+		registered := false
+		err := s.Watch(ctx, func() { registered = true; changed() }, changed)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ldapsrc.ErrNoWatch):
+			log.Info("the directory offers no change notification: passes come every schedule.interval")
+			return
+		}
+		if registered {
+			wait = time.Second
+		}
+		log.Warn("change notification lost; registering again", zap.Error(err), zap.Duration("in", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Minute)
+	}
 }
 
 func (r *Runner) logPlan(plan *Plan) {

@@ -40,8 +40,12 @@ type Config struct {
 	// ChangeTracking is how incremental reads find changed users: auto
 	// (default), usn, dirsync, modifyTimestamp or full (see Track*).
 	ChangeTracking string
-	Bind           Bind
-	TLS            TLS
+	// ChangeNotification is whether Watch listens for the directory's
+	// change notifications: auto (default, when the server offers them) or
+	// off.
+	ChangeNotification string
+	Bind               Bind
+	TLS                TLS
 	// DialTimeout bounds connecting plus the TLS handshake; default 10s.
 	DialTimeout time.Duration
 	// OpTimeout bounds each LDAP operation (a bind, one page of a search);

@@ -19,15 +19,19 @@ type Settings struct {
 	// Name identifies the directory in state records, watermarks, reports
 	// and logs. It must stay the same for the life of the state file:
 	// records remember the source they came from by it.
-	Name            string       `yaml:"name"`
-	URL             string       `yaml:"url"`
-	BaseDN          string       `yaml:"baseDN"`
-	Filter          string       `yaml:"filter"`
-	AnchorAttribute string       `yaml:"anchorAttribute"`
-	PageSize        int          `yaml:"pageSize"`
-	ChangeTracking  string       `yaml:"changeTracking"`
-	Bind            BindSettings `yaml:"bind"`
-	TLS             TLSSettings  `yaml:"tls"`
+	Name            string `yaml:"name"`
+	URL             string `yaml:"url"`
+	BaseDN          string `yaml:"baseDN"`
+	Filter          string `yaml:"filter"`
+	AnchorAttribute string `yaml:"anchorAttribute"`
+	PageSize        int    `yaml:"pageSize"`
+	ChangeTracking  string `yaml:"changeTracking"`
+	// ChangeNotification: auto listens for the directory's change
+	// notifications (AD's notification control, OpenLDAP's syncrepl) and
+	// starts an incremental pass within seconds of a change; off polls only.
+	ChangeNotification string       `yaml:"changeNotification"`
+	Bind               BindSettings `yaml:"bind"`
+	TLS                TLSSettings  `yaml:"tls"`
 }
 
 // BindSettings is how certsync authenticates (see Bind).
@@ -84,6 +88,7 @@ func (s *Settings) Defaults() {
 	}
 	def(&s.Bind.Method, bindSimple)
 	def(&s.ChangeTracking, TrackAuto)
+	def(&s.ChangeNotification, WatchAuto)
 }
 
 // sourceName is what a source name may be: short, stable text that reads
@@ -120,6 +125,9 @@ func (s Settings) Validate(key string, path func(string) string) error {
 	}
 	if !slices.ContainsFunc(TrackingModes(), func(m string) bool { return strings.EqualFold(m, s.ChangeTracking) }) {
 		return fmt.Errorf("%s.changeTracking: %q is not one of %s", key, s.ChangeTracking, strings.Join(TrackingModes(), ", "))
+	}
+	if !slices.Contains(WatchModes(), s.ChangeNotification) {
+		return fmt.Errorf("%s.changeNotification: %q is not one of %s", key, s.ChangeNotification, strings.Join(WatchModes(), ", "))
 	}
 	if err := s.Bind.validate(key+".bind", path); err != nil {
 		return err

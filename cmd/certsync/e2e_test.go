@@ -326,7 +326,7 @@ func (w *world) modify(uid string, mod func(*ldap.ModifyRequest)) {
 	}
 }
 
-func skiValues(t *testing.T, ders ...[]byte) []string {
+func skiValues(t testing.TB, ders ...[]byte) []string {
 	t.Helper()
 	var out []string
 	for _, d := range ders {

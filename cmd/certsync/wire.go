@@ -58,9 +58,13 @@ func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
 			return nil, err
 		}
 		slog := log.Named("ldap").With(zap.String("source", s.Name))
-		sources = append(sources, agent.SourceOpener{Name: s.Name, Open: func(ctx context.Context) (agent.Source, error) {
-			return ldapsrc.Open(ctx, lc, slog)
-		}})
+		sources = append(sources, agent.SourceOpener{
+			Name: s.Name,
+			Open: func(ctx context.Context) (agent.Source, error) { return ldapsrc.Open(ctx, lc, slog) },
+			Watch: func(ctx context.Context, ready, changed func()) error {
+				return ldapsrc.Watch(ctx, lc, slog.Named("watch"), ready, changed)
+			},
+		})
 	}
 	return agent.NewRunner(agent.RunnerConfig{
 		Sources: sources, StatePath: cfg.State.Path, Targets: targets, Policy: pol, Log: log,

@@ -293,6 +293,11 @@ func (s *Slapd) config() string {
 		if _, err := os.Stat(filepath.Join(modDir, "back_mdb.la")); err == nil {
 			fmt.Fprintf(&b, "modulepath %s\nmoduleload back_mdb\n", modDir)
 		}
+		// syncprov serves RFC 4533 sync (refreshAndPersist), which certsync
+		// listens to for change notification.
+		if _, err := os.Stat(filepath.Join(modDir, "syncprov.la")); err == nil {
+			fmt.Fprintf(&b, "moduleload syncprov\n")
+		}
 	}
 	fmt.Fprintf(&b, "sizelimit unlimited\n")
 	fmt.Fprintf(&b, "TLSCACertificateFile %s\n", s.CAFile)
@@ -301,7 +306,8 @@ func (s *Slapd) config() string {
 	fmt.Fprintf(&b, "database mdb\n")
 	fmt.Fprintf(&b, "suffix %q\nrootdn %q\nrootpw %s\n", s.BaseDN, s.AdminDN, s.AdminPassword)
 	fmt.Fprintf(&b, "directory %s\nmaxsize 1073741824\n", filepath.Join(s.Dir, "data"))
-	fmt.Fprintf(&b, "index objectClass eq\nindex uid,mail eq\nindex entryUUID eq\n")
+	fmt.Fprintf(&b, "index objectClass eq\nindex uid,mail eq\nindex entryUUID,entryCSN eq\n")
+	fmt.Fprintf(&b, "overlay syncprov\nsyncprov-checkpoint 100 10\n")
 	return b.String()
 }
 
