@@ -109,6 +109,9 @@ func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) [
 }
 
 func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
+	if !cfg.CloudTargets() {
+		return nil // no cloud target: nothing of the cloud is used
+	}
 	cl := cfg.Cloud
 	cred, roots, err := cfg.Credential()
 	if err != nil {
