@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -213,4 +214,37 @@ func (s *Source) ActiveDirectoryDomain(ctx context.Context) (string, error) {
 		return s.cfg.BaseDN, nil
 	}
 	return d.defaultNamingContext, nil
+}
+
+// checkAltSecurityIdentities asks Active Directory which attributes the
+// account may write on the first users in scope (allowedAttributesEffective,
+// [MS-ADTS] 3.1.1.4.5.7) and fails when altSecurityIdentities is not among
+// them for any of them.
+func (d *doctor) checkAltSecurityIdentities(ctx context.Context) Check {
+	if !d.dse.ad {
+		return fail(fmt.Sprintf("%s is not Active Directory: it has no %s", d.cfg.URL, AttrAltSecurityIdentities),
+			"turn altSecurityIdentities off for this source (OpenLDAP's standard schema has no such attribute)")
+	}
+	if len(d.sample) == 0 {
+		return Check{Status: StatusSkip, Detail: "no users in scope to look at"}
+	}
+	var denied []string
+	for _, dn := range d.sample {
+		req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)",
+			[]string{"allowedAttributesEffective"}, nil)
+		entries, _, err := d.s.search(ctx, d.conn, req)
+		if err != nil || len(entries) != 1 {
+			return fail(fmt.Sprintf("read allowedAttributesEffective of %s: %v", dn, err), "check the account's read rights on the users in scope")
+		}
+		if !slices.ContainsFunc(entries[0].GetAttributeValues("allowedAttributesEffective"), func(a string) bool {
+			return strings.EqualFold(a, AttrAltSecurityIdentities)
+		}) {
+			denied = append(denied, dn)
+		}
+	}
+	if len(denied) > 0 {
+		return fail(fmt.Sprintf("%s may not write %s on %d of the %d users looked at: %s", d.account, AttrAltSecurityIdentities, len(denied), len(d.sample), strings.Join(denied, "; ")),
+			fmt.Sprintf("delegate it on the OU holding the users (README: Strong certificate mappings, Delegation), e.g. dsacls \"%s\" /I:S /G \"DOMAIN\\account:RPWP;altSecurityIdentities;user\"", d.cfg.BaseDN))
+	}
+	return ok(fmt.Sprintf("%s may write %s on the %d users looked at", d.account, AttrAltSecurityIdentities, len(d.sample)))
 }

@@ -101,7 +101,9 @@ func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) [
 			out = append(out, doctorLine{area, "config", "fail", err.Error(), "check the source's bind (password file or variable) and tls.caFile"})
 			continue
 		}
-		for _, c := range ldapsrc.Diagnose(ctx, lc, opts, log) {
+		o := opts
+		o.AltSecurityIdentities = s.AltSecurityIdentities.Enabled
+		for _, c := range ldapsrc.Diagnose(ctx, lc, o, log) {
 			out = append(out, doctorLine{area, c.Name, c.Status, c.Detail, c.Fix})
 		}
 	}

@@ -268,6 +268,18 @@ func TestADAltSecurityIdentitiesWithoutWriteRight(t *testing.T) {
 	if code, out, _ := w.run("status", "--output", "table"); code != 0 || !strings.Contains(out, "nsufficient") {
 		t.Fatalf("status (exit %d) does not show the failure:\n%s", code, out)
 	}
+	// doctor finds it before any pass: allowedAttributesEffective.
+	code, out, _ := w.run("doctor")
+	if code != 1 || !strings.Contains(out, "FAIL  directory  altSecurityIdentities") || !strings.Contains(out, "may not write altSecurityIdentities") || !strings.Contains(out, "dsacls") {
+		t.Fatalf("doctor (exit %d) does not name the missing right:\n%s", code, out)
+	}
+	// The administrator may: the same check passes, and no cloud check
+	// runs for a configuration without a cloud target.
+	w.writeADOnlyConfig("", "")
+	code, out, _ = w.run("doctor")
+	if code != 0 || !strings.Contains(out, "OK    directory  altSecurityIdentities") || strings.Contains(out, "credential") {
+		t.Fatalf("doctor as administrator (exit %d):\n%s", code, out)
+	}
 }
 
 // OpenLDAP has no altSecurityIdentities: a source anchored by entryUUID
