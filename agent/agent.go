@@ -104,6 +104,7 @@ type attrSpec struct {
 	name   string
 	limit  int
 	adopt  bool
+	unique bool // a value may sit on one account only
 }
 
 // New checks the options and builds an Agent.
@@ -144,7 +145,7 @@ func New(o Options) (*Agent, error) {
 				return nil, fmt.Errorf("agent: attribute %s is written by two targets", at.Name)
 			}
 			seen[at.Name] = true
-			a.attrs = append(a.attrs, attrSpec{target: i, name: at.Name, limit: at.Limit, adopt: t.AdoptExisting()})
+			a.attrs = append(a.attrs, attrSpec{target: i, name: at.Name, limit: at.Limit, adopt: t.AdoptExisting(), unique: at.Unique})
 		}
 	}
 	return a, nil

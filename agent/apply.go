@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/ldapsrc"
 	"github.com/certsync/certsync/state"
 )
 
@@ -55,7 +56,8 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 		for _, u := range p.Users {
 			for _, t := range u.Targets {
 				if t.target == ti && t.Problem == "" && t.Change.Changed() {
-					updates = append(updates, cloudsink.Update{Key: u.Anchor, AccountID: t.CloudID, Target: t.Target, Values: t.Change.Final})
+					updates = append(updates, cloudsink.Update{Key: u.Anchor, Source: u.Source, AccountID: t.CloudID, Target: t.Target,
+						Values: t.Change.Final, Add: t.Change.Add, Remove: t.Change.Remove})
 					owners = append(owners, t)
 				}
 			}
@@ -196,11 +198,12 @@ func (p *Plan) retryLater(source string) string {
 	return ""
 }
 
-// refused reports whether the cloud answered the write with a definite
-// no (a 4xx other than throttling), so nothing of it landed.
+// refused reports whether the service answered the write with a definite
+// no (a 4xx other than throttling, a directory's refusal), so nothing of
+// it landed.
 func refused(err error) bool {
 	var ce *cloudsink.Error
-	return errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != 429
+	return errors.Is(err, ldapsrc.ErrWriteRefused) || (errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != 429)
 }
 
 // sameAsBefore reports whether rec says nothing new, so that a pass over

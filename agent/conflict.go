@@ -173,3 +173,48 @@ func accountName(t *TargetPlan) string {
 	}
 	return t.CloudID
 }
+
+// duplicates refuses, in attributes whose values may sit on one account
+// only (cloudsink.Target.Unique), a value two users of the pass would
+// hold: which of them the certificate belongs to cannot be told, so
+// neither gets it and both are reported. A user already holding it keeps
+// it (a blocked attribute is not written).
+func (a *Agent) duplicates(candidates []*UserPlan) {
+	for _, at := range a.attrs {
+		if !at.unique {
+			continue
+		}
+		holders := map[string][]*UserPlan{}
+		var values []string
+		for _, up := range candidates {
+			if up.Departed || up.Problem != "" {
+				continue
+			}
+			for _, t := range up.Targets {
+				if t.Target != at.name || t.Problem != "" {
+					continue
+				}
+				for _, v := range union(t.Change.Add, t.Change.Owned) {
+					if holders[v] == nil {
+						values = append(values, v)
+					}
+					holders[v] = append(holders[v], up)
+				}
+			}
+		}
+		for _, v := range values {
+			group := holders[v]
+			if len(group) < 2 {
+				continue
+			}
+			names := make([]string, len(group))
+			for i, up := range group {
+				names[i] = fmt.Sprintf("%s (directory %s)", up.Name, up.Source)
+			}
+			for _, up := range group {
+				up.block(at.target, fmt.Sprintf("conflict: %s is wanted for %d users: %s; a value may sit on one account only, so none of them gets it: remove the certificate from all but one",
+					v, len(group), strings.Join(names, ", ")), false)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/ldapsrc"
 	"github.com/certsync/certsync/mapping"
 )
 
@@ -115,8 +116,10 @@ func TestTargetFingerprints(t *testing.T) {
 		Graph    GraphSettings
 		Match    Match
 		Exchange ExchangeSettings
+		AD       ldapsrc.AltSecuritySettings
 	}
 	base := settings{
+		AD:    ldapsrc.AltSecuritySettings{Enabled: true, Mappings: []string{"ISSUER-SERIAL"}, MaxValues: 5},
 		Graph: GraphSettings{Enabled: new(bool), Bindings: []string{"SKI"}},
 		Match: DefaultGraphMatch(),
 		Exchange: ExchangeSettings{Enabled: true, Endpoint: "https://127.0.0.1:1", Match: Match{"mail", "mail"},
@@ -130,7 +133,8 @@ func TestTargetFingerprints(t *testing.T) {
 		// A perturbed mapping may name no mailbox attribute: fingerprint
 		// the settings all the same.
 		x := &ExchangeTarget{settings: s.Exchange, sink: exoSink}
-		return []Target{g, x}
+		ad := &ADTarget{sources: map[string]*adSource{"contoso": {settings: s.AD}}}
+		return []Target{g, x, ad}
 	}
 	want := build(base)
 	for path, changed := range perturbations(base) {
@@ -149,16 +153,16 @@ func TestTargetFingerprints(t *testing.T) {
 }
 
 // TestPolicyFingerprint: every policy field but the revocation set (read
-// from the directory each pass, tracked by its own digest) changes the
-// fingerprint.
+// from the directory each pass, tracked by its own digest) and the
+// account SID (set per user) changes the fingerprint.
 func TestPolicyFingerprint(t *testing.T) {
 	ca := &x509.Certificate{Raw: []byte("ca one")}
 	base := mapping.Policy{IssuingCAs: []*x509.Certificate{ca}, ExtKeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, RevocationUnavailable: mapping.RevocationKeep}
 	want := Fingerprint(base, nil)
 	for path, changed := range perturbations(base) {
 		p := changed.(mapping.Policy)
-		if path == ".Revocation" {
-			continue
+		if path == ".Revocation" || path == ".AccountSID" {
+			continue // read each pass; set per user
 		}
 		if path == ".IssuingCAs" {
 			p.IssuingCAs = []*x509.Certificate{ca, {Raw: []byte("ca two")}}

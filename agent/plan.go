@@ -169,6 +169,9 @@ type TargetPlan struct {
 	// Adopted are values certsync did not publish that it takes over
 	// (Target.AdoptExisting): kept when wanted, else in Change.Remove.
 	Adopted []string
+	// Warning is what people must know before this change is applied
+	// (what a removal stops working), as the target says.
+	Warning string
 
 	target int  // index of the Target
 	limit  int  // most values the attribute holds (0: no limit)
@@ -297,6 +300,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	if err := a.conflicts(pl.candidates); err != nil {
 		return nil, err
 	}
+	a.duplicates(pl.candidates)
 	for _, up := range pl.candidates {
 		if up.reportable(p.Mode) {
 			p.Users = append(p.Users, up)
@@ -326,7 +330,11 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
 func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, time.Time, error) {
-	ev := mapping.Evaluate(u.Values, a.policy, now)
+	// A certificate whose SID extension names another account is no
+	// user's here (mapping/sid.go).
+	pol := a.policy
+	pol.AccountSID = u.Attr(attrObjectSID)
+	ev := mapping.Evaluate(u.Values, pol, now)
 	review := nextReview(ev, now)
 	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
 	rec, ok, err := a.store.Get(u.Anchor)
@@ -344,9 +352,9 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 	for _, at := range a.attrs {
 		var desired []string
 		if !outOfScope {
-			desired = a.targets[at.target].Want(at.name, ev)
+			desired = a.targets[at.target].Want(at.name, source, ev)
 		}
-		up.Targets = append(up.Targets, a.targetPlan(at, desired))
+		up.Targets = append(up.Targets, a.targetPlan(at, source, desired))
 		tr := rec.Targets[at.name]
 		if !mapping.SameSet(desired, union(tr.Values, tr.Kept)) || len(tr.Pending) > 0 || (reconcile && (len(desired) > 0 || len(tr.Values) > 0 || at.adopt)) {
 			candidate = true
@@ -365,11 +373,28 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 	return up, candidate, review, nil
 }
 
-func (a *Agent) targetPlan(at attrSpec, desired []string) *TargetPlan {
+func (a *Agent) targetPlan(at attrSpec, source string, desired []string) *TargetPlan {
 	t := a.targets[at.target]
 	name := at.name
-	return &TargetPlan{Target: name, target: at.target, limit: at.limit, adopt: at.adopt, Desired: desired,
+	limit := at.limit
+	if sl, ok := t.(sourceLimiter); ok {
+		limit = sl.LimitFor(name, source)
+	}
+	return &TargetPlan{Target: name, target: at.target, limit: limit, adopt: at.adopt, Desired: desired,
 		show: func(v string) string { return t.Describe(name, v) }}
+}
+
+// sourceLimiter is a target whose attributes hold a different number of
+// values depending on the directory a user was read from (each directory
+// configures its own).
+type sourceLimiter interface {
+	LimitFor(attr, source string) int
+}
+
+// removalWarner is a target whose removals have consequences people must
+// read before they apply a plan (a smart card that stops logging on).
+type removalWarner interface {
+	RemovalWarning(attr string) string
 }
 
 // resolve looks the candidates up in each target and computes their
@@ -416,7 +441,7 @@ func (a *Agent) lookupFor(ti int, up *UserPlan) (cloudsink.Lookup, bool) {
 	}
 	if !up.Departed {
 		if v := up.matchKeys[ti]; v != "" {
-			return cloudsink.Lookup{Key: lookupKey(up), Property: a.targets[ti].Match().CloudProperty, Value: v}, true
+			return cloudsink.Lookup{Key: lookupKey(up), Source: up.Source, Property: a.targets[ti].Match().CloudProperty, Value: v}, true
 		}
 		return cloudsink.Lookup{}, false
 	}
@@ -425,7 +450,7 @@ func (a *Agent) lookupFor(ti int, up *UserPlan) (cloudsink.Lookup, bool) {
 			continue
 		}
 		if tr := up.record.Targets[t.Target]; tr.CloudID != "" {
-			return cloudsink.Lookup{Key: lookupKey(up), Property: "id", Value: tr.CloudID}, true
+			return cloudsink.Lookup{Key: lookupKey(up), Source: up.Source, Property: "id", Value: tr.CloudID}, true
 		}
 	}
 	return cloudsink.Lookup{}, false
@@ -494,6 +519,9 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 		if acct.Refusal != "" && tp.Change.Changed() {
 			tp.Problem, tp.Skipped = acct.Refusal, true
 			tp.Change = mapping.TargetChange{Unowned: tp.Change.Unowned}
+		}
+		if rw, ok := t.(removalWarner); ok && len(tp.Change.Remove) > 0 {
+			tp.Warning = rw.RemovalWarning(tp.Target)
 		}
 	}
 }

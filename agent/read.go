@@ -303,7 +303,7 @@ func (a *Agent) departedUser(source string, rec state.Record) *UserPlan {
 		up.Name = rec.DN
 	}
 	for _, at := range a.attrs {
-		up.Targets = append(up.Targets, a.targetPlan(at, nil))
+		up.Targets = append(up.Targets, a.targetPlan(at, source, nil))
 	}
 	return up
 }

@@ -28,9 +28,10 @@ type Target interface {
 	// most values it holds. Their names are unique across targets
 	// ("graph.certificateUserIds", "exchange.UserCertificate").
 	Attributes() []cloudsink.Target
-	// Want is what attribute attr should hold for a user whose
-	// certificates got verdict ev, most wanted first.
-	Want(attr string, ev mapping.Evaluation) []string
+	// Want is what attribute attr should hold for a user read from the
+	// directory named source whose certificates got verdict ev, most
+	// wanted first.
+	Want(attr, source string, ev mapping.Evaluation) []string
 	// Describe shows one value of attr to people.
 	Describe(attr, value string) string
 	// Fingerprint digests every setting of the target: when it changes,
@@ -104,6 +105,10 @@ func settingsFingerprint(name string, settings any) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// attrObjectSID is Active Directory's account SID, which ldapsrc gives as
+// its string form.
+const attrObjectSID = "objectSid"
+
 // addNames appends the names list does not hold yet (LDAP attribute names
 // compare case-insensitively).
 func addNames(list []string, names ...string) []string {
@@ -119,7 +124,9 @@ func addNames(list []string, names ...string) []string {
 // needs: identity attributes (those the report names users by first) and
 // certificate attributes.
 func SourceAttributes(targets []Target) (identity, certificates []string) {
-	identity = []string{"mail", "userPrincipalName", "sAMAccountName", "uid"}
+	// objectSid (Active Directory) is the account a certificate's SID
+	// extension must name (mapping.Policy.AccountSID).
+	identity = []string{"mail", "userPrincipalName", "sAMAccountName", "uid", attrObjectSID}
 	certificates = []string{mapping.AttrUserCertificate, mapping.AttrUserSMIMECertificate}
 	for _, t := range targets {
 		id, certs := t.SourceAttributes()

@@ -126,7 +126,7 @@ func (t *ExchangeTarget) AdoptExisting() bool            { return t.settings.Ado
 // that feed attr, newest first (the order Evaluate keeps), as the sink's
 // values: the base64 of each DER. The limit of 15 is applied by the plan,
 // which reports what it leaves out.
-func (t *ExchangeTarget) Want(attr string, ev mapping.Evaluation) []string {
+func (t *ExchangeTarget) Want(attr, _ string, ev mapping.Evaluation) []string {
 	sources := t.feeds[attr]
 	fedBy := func(a string) bool {
 		return slices.ContainsFunc(sources, func(s string) bool { return strings.EqualFold(s, a) })

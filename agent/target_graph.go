@@ -85,7 +85,7 @@ func (t *GraphTarget) Account() string                { return "cloud user" }
 func (t *GraphTarget) AdoptExisting() bool            { return false }
 
 // Want is one binding per certificate and kind (mapping.CertificateUserIDs).
-func (t *GraphTarget) Want(attr string, ev mapping.Evaluation) []string {
+func (t *GraphTarget) Want(attr, _ string, ev mapping.Evaluation) []string {
 	if attr != cloudsink.TargetCertificateUserIDs {
 		return nil
 	}

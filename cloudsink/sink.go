@@ -26,11 +26,15 @@ type Sink interface {
 type Target struct {
 	Name  string // e.g. TargetCertificateUserIDs
 	Limit int    // most values the service accepts (10 for certificateUserIds)
+	// Unique: a value may sit on one account only; a value two users of
+	// one pass want is refused for both.
+	Unique bool
 }
 
 // Lookup asks for the cloud account whose Property equals Value.
 type Lookup struct {
 	Key      string // the caller's key (the anchor); echoed in the result map
+	Source   string // the directory the user was read from (by name)
 	Property string // "id", "onPremisesImmutableId", "mail" or "userPrincipalName"
 	Value    string
 }
@@ -54,12 +58,17 @@ type Account struct {
 	Refusal string
 }
 
-// Update replaces the whole collection of one target of one account.
+// Update writes one target of one account: services that replace the
+// whole collection write Values; those that change single values (a
+// directory attribute) remove Remove and add Add, leaving the rest alone.
 type Update struct {
 	Key       string // the caller's key, echoed in the Result
+	Source    string // the directory the user was read from (by name)
 	AccountID string
 	Target    string
-	Values    []string
+	Values    []string // the whole collection after the write
+	Add       []string // values to add, not there now
+	Remove    []string // values to remove, there now
 }
 
 // Result is the service's answer to one Update. Err nil means confirmed.

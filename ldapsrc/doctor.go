@@ -22,7 +22,8 @@ import (
 // Check is the outcome of one step of Diagnose.
 type Check struct {
 	// Name is the step: dns, tcp, tls, bind, base, filter, attributes,
-	// tracking or crl (config when the configuration itself is invalid).
+	// tracking, crl or altSecurityIdentities (config when the
+	// configuration itself is invalid).
 	Name   string
 	Status string // StatusOK, StatusWarn, StatusFail or StatusSkip
 	// Detail is what was found. It never holds a password.
@@ -52,6 +53,9 @@ type DoctorOptions struct {
 	Sample int
 	// MaxCount is where counting users stops ("more than"); default 100000.
 	MaxCount int
+	// AltSecurityIdentities runs the altSecurityIdentities step: may the
+	// account write the attribute on the users in scope?
+	AltSecurityIdentities bool
 }
 
 const (
@@ -97,12 +101,13 @@ func Diagnose(ctx context.Context, cfg Config, opts DoctorOptions, log *zap.Logg
 	d.cfg, d.ep = cfg, ep
 	d.s = &Source{cfg: cfg, ep: ep, log: log, attrs: requestedAttributes(cfg), conv: newConverter(cfg)}
 
-	steps := []struct {
+	type step struct {
 		name    string
 		needs   []string
 		timeout time.Duration
 		run     func(context.Context) Check
-	}{
+	}
+	steps := []step{
 		{"dns", nil, cfg.DialTimeout, d.checkDNS},
 		{"tcp", []string{"dns"}, cfg.DialTimeout, d.checkTCP},
 		{"tls", []string{"tcp"}, cfg.DialTimeout, d.checkTLS},
@@ -112,6 +117,9 @@ func Diagnose(ctx context.Context, cfg Config, opts DoctorOptions, log *zap.Logg
 		{"attributes", []string{"filter"}, cfg.OpTimeout, d.checkAttributes},
 		{"tracking", []string{"base"}, cfg.OpTimeout, d.checkTracking},
 		{"crl", []string{"bind"}, cfg.OpTimeout, d.checkCRL},
+	}
+	if opts.AltSecurityIdentities {
+		steps = append(steps, step{AttrAltSecurityIdentities, []string{"filter"}, cfg.OpTimeout, d.checkAltSecurityIdentities})
 	}
 	status := map[string]string{}
 	var out []Check

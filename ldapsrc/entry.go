@@ -107,7 +107,7 @@ func (c converter) user(e *ldap.Entry) (mapping.SourceUser, error) {
 		for _, id := range c.identity {
 			if strings.EqualFold(name, id.match) {
 				if _, seen := u.Attributes[id.out]; !seen {
-					u.Attributes[id.out] = string(a.ByteValues[0])
+					u.Attributes[id.out] = identityValue(name, a.ByteValues[0])
 				}
 				break
 			}
@@ -125,6 +125,20 @@ func (c converter) user(e *ldap.Entry) (mapping.SourceUser, error) {
 		return u, fmt.Errorf("no %s value", c.anchor)
 	}
 	return u, nil
+}
+
+// identityValue is an identity attribute's first value as text: objectSid
+// in its string form ("" when it is not a SID: no SID check is better than
+// a wrong one), the others as they are.
+func identityValue(name string, v []byte) string {
+	if !strings.EqualFold(name, attrObjectSID) {
+		return string(v)
+	}
+	sid, err := FormatSID(v)
+	if err != nil {
+		return ""
+	}
+	return sid
 }
 
 func (c converter) anchorValue(v []byte) (string, error) {

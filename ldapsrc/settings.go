@@ -32,6 +32,9 @@ type Settings struct {
 	ChangeNotification string       `yaml:"changeNotification"`
 	Bind               BindSettings `yaml:"bind"`
 	TLS                TLSSettings  `yaml:"tls"`
+	// AltSecurityIdentities is the target that writes strong certificate
+	// mappings back to this directory's users (Active Directory only).
+	AltSecurityIdentities AltSecuritySettings `yaml:"altSecurityIdentities"`
 }
 
 // BindSettings is how certsync authenticates (see Bind).
@@ -89,6 +92,7 @@ func (s *Settings) Defaults() {
 	def(&s.Bind.Method, bindSimple)
 	def(&s.ChangeTracking, TrackAuto)
 	def(&s.ChangeNotification, WatchAuto)
+	s.AltSecurityIdentities.Defaults()
 }
 
 // sourceName is what a source name may be: short, stable text that reads
@@ -130,6 +134,9 @@ func (s Settings) Validate(key string, path func(string) string) error {
 		return fmt.Errorf("%s.changeNotification: %q is not one of %s", key, s.ChangeNotification, strings.Join(WatchModes(), ", "))
 	}
 	if err := s.Bind.validate(key+".bind", path); err != nil {
+		return err
+	}
+	if err := s.AltSecurityIdentities.validate(key+".altSecurityIdentities", s); err != nil {
 		return err
 	}
 	return readable(key+".tls.caFile", s.TLS.CAFile, path)

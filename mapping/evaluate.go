@@ -196,6 +196,9 @@ func (ch *checker) check(c *x509.Certificate) verdict {
 	if r := ekuProblem(c, ch.p.ExtKeyUsages); r != "" {
 		cs = append(cs, cause{RejectEKU, r})
 	}
+	if r := sidProblem(c, ch.p.AccountSID); r != "" { // sid.go
+		cs = append(cs, cause{RejectSIDMismatch, r})
+	}
 	vd.causes = cs
 	return vd
 }

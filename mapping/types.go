@@ -78,6 +78,11 @@ type Policy struct {
 	// anything else (RevocationReject) rejects it as
 	// RejectRevocationUnknown.
 	RevocationUnavailable string
+	// AccountSID is the objectSid ("S-1-5-21-…") of the user being
+	// evaluated, set per user by the caller; a certificate whose SID
+	// extension names another account is rejected (RejectSIDMismatch).
+	// "" checks nothing. Not part of the policy's fingerprint.
+	AccountSID string `json:"-"`
 }
 
 // Certificate is one accepted certificate.

@@ -43,6 +43,8 @@ type Config struct {
 	// single: the file has source, not sources (errors name keys as
 	// written).
 	single bool
+	// noCloud: the file has no cloud section.
+	noCloud bool
 }
 
 // Cloud is the cloud section: the connection (cloudsink's) and the two
@@ -116,7 +118,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 	if err := checkKeys(&root, reflect.TypeOf(Config{}), ""); err != nil {
 		return nil, err
 	}
-	c := &Config{dir: dir}
+	c := &Config{dir: dir, noCloud: !hasKey(&root, "cloud")}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
@@ -138,6 +140,21 @@ func Parse(data []byte, dir string) (*Config, error) {
 	// here so it never depends on the working directory.
 	c.State.Path = c.Path(c.State.Path)
 	return c, nil
+}
+
+// hasKey reports whether the document's top-level mapping has key.
+func hasKey(doc *yaml.Node, key string) bool {
+	for _, n := range doc.Content {
+		if n.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkKeys reports an unknown key by its full dotted path and line, which
@@ -217,6 +234,11 @@ func (c *Config) Defaults() {
 	for i := range c.Sources {
 		c.Sources[i].Defaults()
 	}
+	if c.noCloud && c.ADTarget() {
+		// Strong mappings in AD alone: KB5014754 is an on-premises
+		// problem first, and needs no tenant.
+		c.Cloud.CertificateUserIDs.Enabled = ptr(false)
+	}
 	c.Cloud.Settings.Defaults()
 	if c.Cloud.Match == (agent.Match{}) {
 		c.Cloud.Match = agent.DefaultGraphMatch()
@@ -270,6 +292,13 @@ func (c *Config) Validate() error {
 	if err := c.validateSources(); err != nil {
 		return err
 	}
+	if !c.CloudTargets() {
+		if !c.ADTarget() {
+			return keyErr("cloud.certificateUserIds.enabled", "false, and cloud.exchange.enabled is false too: enable at least one cloud target, or a source's altSecurityIdentities")
+		}
+		// No cloud target: the cloud section, if any, is not used.
+		return c.validateLocal()
+	}
 	cl := c.Cloud
 	if err := cl.Settings.Validate("cloud"); err != nil {
 		return err
@@ -288,13 +317,27 @@ func (c *Config) Validate() error {
 	if err := cl.Exchange.Validate("cloud.exchange"); err != nil {
 		return err
 	}
-	if !cl.CertificateUserIDs.On() && !cl.Exchange.Enabled {
-		return keyErr("cloud.certificateUserIds.enabled", "false, and cloud.exchange.enabled is false too: enable at least one cloud target")
-	}
+	return c.validateLocal()
+}
+
+// validateLocal checks the sections that do not depend on the cloud.
+func (c *Config) validateLocal() error {
 	if err := c.validatePolicy(); err != nil {
 		return err
 	}
 	return c.validateRest()
+}
+
+// CloudTargets reports whether a cloud target (Entra ID, Exchange Online)
+// is enabled: only then are the cloud section and its credential used.
+func (c *Config) CloudTargets() bool {
+	return c.Cloud.CertificateUserIDs.On() || c.Cloud.Exchange.Enabled
+}
+
+// ADTarget reports whether a source enables its altSecurityIdentities
+// target.
+func (c *Config) ADTarget() bool {
+	return slices.ContainsFunc(c.Sources, func(s ldapsrc.Settings) bool { return s.AltSecurityIdentities.Enabled })
 }
 
 func (c *Config) validateSources() error {

@@ -136,6 +136,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"source and sources", "cloud:", "sources: [{name: b, url: ldaps://b, baseDN: \"DC=b\"}]\ncloud:", "use one of them"},
 		{"bad source name", "  bind:", "  name: \"two words\"\n  bind:", "source.name"},
 		{"no source", "source:\n  url:", "ignored:\n  url:", "unknown key ignored"},
+		{"altSecurityIdentities on OpenLDAP", "  bind:", "  anchorAttribute: entryUUID\n  altSecurityIdentities: {enabled: true}\n  bind:", "source.altSecurityIdentities.enabled: needs Active Directory"},
+		{"altSecurityIdentities mapping kind", "  bind:", "  altSecurityIdentities: {enabled: true, mappings: [UPN]}\n  bind:", "source.altSecurityIdentities.mappings[0]"},
+		{"altSecurityIdentities maxValues", "  bind:", "  altSecurityIdentities: {enabled: true, maxValues: 11}\n  bind:", "source.altSecurityIdentities.maxValues"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,5 +242,44 @@ func TestReadCerts(t *testing.T) {
 	}
 	if _, err := c.ReadCerts("policy.issuingCAFile", "pw"); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Fatalf("a file without certificates: got %v", err)
+	}
+}
+
+// TestADTargetNeedsNoCloud: strong mappings in AD alone need no cloud
+// section and no credential; a cloud section that enables a cloud target
+// is still checked in full.
+func TestADTargetNeedsNoCloud(t *testing.T) {
+	dir := writeFiles(t)
+	withAD := strings.Replace(validYAML, "  bind:", "  altSecurityIdentities: {enabled: true}\n  bind:", 1)
+	start, end := strings.Index(withAD, "cloud:"), strings.Index(withAD, "policy:")
+	alone := withAD[:start] + withAD[end:]
+	for _, tc := range []struct {
+		name, yaml, wantErr string
+		cloud               bool
+	}{
+		{"no cloud section", alone, "", false},
+		{"cloud section beside it", withAD, "", true},
+		{"cloud section beside it, checked", strings.Replace(withAD, `tenantID: "t"`, `tenantID: ""`, 1), "cloud.tenantID: required", true},
+		{"cloud targets off beside it: not checked", strings.Replace(withAD, `tenantID: "t"`, "tenantID: \"\"\n  certificateUserIds: {enabled: false}", 1), "", false},
+		{"no cloud section and no AD target", strings.Replace(alone, "altSecurityIdentities: {enabled: true}", "altSecurityIdentities: {enabled: false}", 1), "cloud.tenantID: required", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml), dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.CloudTargets() != tc.cloud || !c.ADTarget() {
+				t.Fatalf("cloud targets %v, AD target %v; want %v, true", c.CloudTargets(), c.ADTarget(), tc.cloud)
+			}
+			if s := c.Sources[0].AltSecurityIdentities; strings.Join(s.Mappings, ",") != "ISSUER-SERIAL" || s.MaxValues != 5 {
+				t.Fatalf("defaults: %+v", s)
+			}
+		})
 	}
 }

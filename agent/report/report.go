@@ -116,6 +116,8 @@ type Target struct {
 	Adopted []string `json:"adopted"`
 	Dropped []string `json:"dropped"`
 	Problem string   `json:"problem,omitempty"`
+	// Warning: what the change stops working (a removed logon mapping).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Target statuses in reports.
@@ -177,7 +179,7 @@ func toUser(u *agent.UserPlan) User {
 			ju.CloudID = t.CloudID
 		}
 		jt := Target{Target: t.Target, CloudID: t.CloudID, Status: TargetStatus(t), Problem: t.Problem,
-			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Adopted: nonNil(t.Adopted), Dropped: nonNil(t.Change.Dropped)}
+			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Adopted: nonNil(t.Adopted), Dropped: nonNil(t.Change.Dropped), Warning: t.Warning}
 		if t.Err != nil {
 			jt.Problem = t.Err.Error()
 		}
@@ -325,6 +327,9 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps, several bool) {
 				note = " (adopted: not published by certsync and not wanted)"
 			}
 			fmt.Fprintf(w, "  %s:\t- %s%s\n", t.Target, t.Describe(v), note)
+		}
+		if t.Warning != "" {
+			fmt.Fprintf(w, "  %s:\tWARNING: %s\n", t.Target, t.Warning)
 		}
 		for _, v := range t.Adopted {
 			if !slices.Contains(t.Change.Remove, v) {

@@ -101,7 +101,9 @@ func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) [
 			out = append(out, doctorLine{area, "config", "fail", err.Error(), "check the source's bind (password file or variable) and tls.caFile"})
 			continue
 		}
-		for _, c := range ldapsrc.Diagnose(ctx, lc, opts, log) {
+		o := opts
+		o.AltSecurityIdentities = s.AltSecurityIdentities.Enabled
+		for _, c := range ldapsrc.Diagnose(ctx, lc, o, log) {
 			out = append(out, doctorLine{area, c.Name, c.Status, c.Detail, c.Fix})
 		}
 	}
@@ -109,6 +111,9 @@ func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) [
 }
 
 func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
+	if !cfg.CloudTargets() {
+		return nil // no cloud target: nothing of the cloud is used
+	}
 	cl := cfg.Cloud
 	cred, roots, err := cfg.Credential()
 	if err != nil {

@@ -75,6 +75,46 @@ func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
 
 // newTargets builds the enabled targets, in report order.
 func newTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
+	targets, err := newCloudTargets(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ADTarget() {
+		t, err := newADTarget(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// newADTarget builds the altSecurityIdentities target: one connection of
+// its own per directory that enables it, opened on first use.
+func newADTarget(cfg *config.Config, log *zap.Logger) (agent.Target, error) {
+	var sources []agent.ADSource
+	for i, s := range cfg.Sources {
+		if !s.AltSecurityIdentities.Enabled {
+			continue
+		}
+		lc, err := cfg.LDAPConfig(i, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		alog := log.Named("ad").With(zap.String("source", s.Name))
+		sources = append(sources, agent.ADSource{Name: s.Name, Settings: s.AltSecurityIdentities, Open: func(ctx context.Context) (agent.ADDirectory, error) {
+			return ldapsrc.Open(ctx, lc, alog)
+		}})
+	}
+	return agent.NewADTarget(sources)
+}
+
+// newCloudTargets builds the enabled cloud targets over one credential;
+// none (and no credential) when the configuration enables none.
+func newCloudTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
+	if !cfg.CloudTargets() {
+		return nil, nil
+	}
 	cl := cfg.Cloud
 	cred, roots, err := cfg.Credential()
 	if err != nil {

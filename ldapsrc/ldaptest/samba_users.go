@@ -192,16 +192,7 @@ func (s *Samba) guids(conn *ldap.Conn, hint int) (map[string][]byte, error) {
 // of dn with values; no values deletes the attribute.
 func (s *Samba) SetCertificates(t testing.TB, dn, attr string, values [][]byte) {
 	t.Helper()
-	conn, err := s.dialAdmin()
-	if err != nil {
-		t.Fatalf("ldaptest: samba admin connection: %v", err)
-	}
-	defer conn.Close()
-	req := ldap.NewModifyRequest(dn, nil)
-	req.Replace(attr, bytesToStrings(values))
-	if err := conn.Modify(req); err != nil {
-		t.Fatalf("ldaptest: replace %s of %s: %v", attr, dn, err)
-	}
+	s.SetValues(t, dn, attr, bytesToStrings(values))
 }
 
 // DeleteUser deletes dn.
@@ -234,4 +225,46 @@ func unicodePwd(pw string) string {
 		b = append(b, byte(c), byte(c>>8))
 	}
 	return string(b)
+}
+
+// Values reads attr of dn as strings (as the admin sees them).
+func (s *Samba) Values(t testing.TB, dn, attr string) []string {
+	t.Helper()
+	return s.readEntry(t, dn, attr).GetAttributeValues(attr)
+}
+
+// RawValue reads the first value of attr of dn as bytes (objectSid, ...).
+func (s *Samba) RawValue(t testing.TB, dn, attr string) []byte {
+	t.Helper()
+	return s.readEntry(t, dn, attr).GetRawAttributeValue(attr)
+}
+
+func (s *Samba) readEntry(t testing.TB, dn, attr string) *ldap.Entry {
+	t.Helper()
+	conn, err := s.dialAdmin()
+	if err != nil {
+		t.Fatalf("ldaptest: samba admin connection: %v", err)
+	}
+	defer conn.Close()
+	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{attr}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("ldaptest: read %s of %s: %v", attr, dn, err)
+	}
+	return res.Entries[0]
+}
+
+// SetValues replaces attr of dn with string values (an admin's
+// altSecurityIdentities, ...); no values deletes the attribute.
+func (s *Samba) SetValues(t testing.TB, dn, attr string, values []string) {
+	t.Helper()
+	conn, err := s.dialAdmin()
+	if err != nil {
+		t.Fatalf("ldaptest: samba admin connection: %v", err)
+	}
+	defer conn.Close()
+	req := ldap.NewModifyRequest(dn, nil)
+	req.Replace(attr, values)
+	if err := conn.Modify(req); err != nil {
+		t.Fatalf("ldaptest: replace %s of %s: %v", attr, dn, err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -88,6 +89,10 @@ type LeafOptions struct {
 	// EKUs default to emailProtection + clientAuth; set NoEKU for none.
 	EKUs  []x509.ExtKeyUsage
 	NoEKU bool
+	// Serial overrides the random serial number.
+	Serial *big.Int
+	// Extensions are added as they are (SIDExtension, ...).
+	Extensions []pkix.Extension
 }
 
 // Issue signs a new end-entity certificate and returns it with its key.
@@ -118,16 +123,21 @@ func (ca *CA) Issue(o LeafOptions) (*x509.Certificate, crypto.Signer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("pkitest: serial: %w", err)
 	}
+	serial.Add(serial, big.NewInt(1))
+	if o.Serial != nil {
+		serial = o.Serial
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:   serial.Add(serial, big.NewInt(1)),
-		Subject:        pkix.Name{CommonName: o.CommonName, Organization: []string{"certsync test"}},
-		NotBefore:      nb,
-		NotAfter:       na,
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:    ekus,
-		DNSNames:       o.DNSNames,
-		IPAddresses:    o.IPs,
-		AuthorityKeyId: ca.Cert.SubjectKeyId,
+		SerialNumber:    serial,
+		ExtraExtensions: o.Extensions,
+		Subject:         pkix.Name{CommonName: o.CommonName, Organization: []string{"certsync test"}},
+		NotBefore:       nb,
+		NotAfter:        na,
+		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:     ekus,
+		DNSNames:        o.DNSNames,
+		IPAddresses:     o.IPs,
+		AuthorityKeyId:  ca.Cert.SubjectKeyId,
 	}
 	if o.Email != "" {
 		tmpl.EmailAddresses = []string{o.Email}
@@ -227,4 +237,21 @@ func keyID(pub crypto.PublicKey) []byte {
 	}
 	h := sha1.Sum(b)
 	return h[:]
+}
+
+// SIDExtension is the SID extension AD CS puts in certificates since
+// KB5014754 (szOID_NTDS_CA_SECURITY_EXT): GeneralNames holding one
+// otherName of type szOID_NTDS_OBJECTSID with the SID as text.
+func SIDExtension(sid string) pkix.Extension {
+	value, _ := asn1.Marshal([]byte(sid)) // OCTET STRING
+	// The value is [0] EXPLICIT; a RawValue ignores tag parameters when
+	// marshalled, so the wrapper is written by hand.
+	other, _ := asn1.Marshal(struct {
+		TypeID asn1.ObjectIdentifier
+		Value  asn1.RawValue
+	}{asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 25, 2, 1}, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: value}})
+	// [0] IMPLICIT: the otherName SEQUENCE retagged as context 0.
+	other[0] = 0xA0
+	names, _ := asn1.Marshal([]asn1.RawValue{{FullBytes: other}})
+	return pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 25, 2}, Value: names}
 }

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certsync/certsync/ldapsrc"
+	"github.com/certsync/certsync/ldapsrc/ldaptest"
+	"github.com/certsync/certsync/mapping/pkitest"
+)
+
+// These tests run the real binary against the shared Samba DC with the
+// altSecurityIdentities target alone: no cloud section, no credential.
+
+const altsec = "ad.altSecurityIdentities"
+
+// writeADOnlyConfig writes a configuration whose only target is
+// altSecurityIdentities; bind "" binds as the domain's administrator.
+func (w *adWorld) writeADOnlyConfig(bind, policyKeys string) {
+	w.t.Helper()
+	if bind == "" {
+		bind = fmt.Sprintf(`{method: simple, username: "%s", passwordFile: ldap-pw}`, w.dc.AdminUser)
+	}
+	cfg := fmt.Sprintf(`source:
+  url: %s
+  baseDN: "%s"
+  filter: "(&(objectCategory=person)(objectClass=user)(department=%s))"
+  bind: %s
+  tls: {caFile: ldap-ca.pem, serverName: %s}
+  altSecurityIdentities: {enabled: true}
+policy:
+  issuingCAFile: issuing.pem%s
+state: {path: state/state.db}
+log: {level: warn, format: json}
+`, w.dc.URL, w.dc.BaseDN, w.dept, bind, w.dc.ServerName, policyKeys)
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// issue makes a certificate of the world's issuing CA for name.
+func (w *adWorld) issue(name string, o pkitest.LeafOptions) []byte {
+	w.t.Helper()
+	o.CommonName, o.Email = name, name+"@example.test"
+	c, _, err := w.issuing.Issue(o)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c.Raw
+}
+
+func (w *adWorld) altsec(name string) []string {
+	w.t.Helper()
+	return w.dc.Values(w.t, w.dns[name], ldapsrc.AttrAltSecurityIdentities)
+}
+
+// certutilMapping is the KB5014754 issuer+serial mapping of der as an
+// admin derives it from certutil's (here: openssl's, which prints the
+// same) display of the certificate: the issuer shown leaf-first with
+// ", " becomes RDNs in encoding order joined by ",", and the serial's
+// bytes are written last first.
+func certutilMapping(t *testing.T, der []byte) string {
+	t.Helper()
+	cmd := exec.Command("openssl", "x509", "-inform", "DER", "-noout", "-issuer", "-serial", "-nameopt", "RFC2253")
+	cmd.Stdin = strings.NewReader(string(der))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openssl: %v", err)
+	}
+	var issuer, serial string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if v, ok := strings.CutPrefix(line, "issuer="); ok {
+			issuer = v
+		}
+		if v, ok := strings.CutPrefix(line, "serial="); ok {
+			serial = v
+		}
+	}
+	rdns := strings.Split(issuer, ",")
+	slices.Reverse(rdns)
+	var rev strings.Builder
+	for i := len(serial); i >= 2; i -= 2 {
+		rev.WriteString(strings.ToLower(serial[i-2 : i]))
+	}
+	return "X509:<I>" + strings.Join(rdns, ",") + "<SR>" + rev.String()
+}
+
+func TestADAltSecurityIdentities(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"ann", 0, 0}, {"ben", 1, 0}, {"cat", 0, 0}, {"fay", 0, 0}, {"gus", 0, 0}, {"hal", 0, 0}, {"ivy", 0, 0}, {"jay", 0, 0}}, "", "")
+	sid := func(name string) string {
+		s, err := ldapsrc.FormatSID(dc.RawValue(t, w.dns[name], "objectSid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// ann: KB5014754's own example serial (certutil shows
+	// 2b0000000011ac0000000012), and an admin's Kerberos and weak mappings.
+	kbSerial, _ := new(big.Int).SetString("2b0000000011ac0000000012", 16)
+	ann := w.issue("ann", pkitest.LeafOptions{Serial: kbSerial})
+	dc.SetCertificates(t, w.dns["ann"], "userCertificate", [][]byte{ann})
+	admin := []string{"Kerberos:ann@" + dc.Realm, "X509:<I>O=certsync test,CN=AD E2E Issuing CA<S>O=certsync test,CN=ann"}
+	dc.SetValues(t, w.dns["ann"], ldapsrc.AttrAltSecurityIdentities, admin)
+	// cat: a certificate that expires during the test.
+	catExpires := time.Now().Add(40 * time.Second)
+	cat := w.issue("cat", pkitest.LeafOptions{NotBefore: time.Now().Add(-time.Hour), NotAfter: catExpires})
+	dc.SetCertificates(t, w.dns["cat"], "userCertificate", [][]byte{cat})
+	// fay: six logon certificates, one more than maxValues.
+	var fay [][]byte
+	for i := range 6 {
+		fay = append(fay, w.issue("fay", pkitest.LeafOptions{NotBefore: time.Now().Add(-time.Duration(i+1) * time.Hour)}))
+	}
+	dc.SetCertificates(t, w.dns["fay"], "userCertificate", fay)
+	// gus and hal: one certificate on both.
+	shared := w.issue("gus", pkitest.LeafOptions{})
+	dc.SetCertificates(t, w.dns["gus"], "userCertificate", [][]byte{shared})
+	dc.SetCertificates(t, w.dns["hal"], "userCertificate", [][]byte{shared})
+	// ivy: a certificate AD CS bound to ann's SID; jay: one bound to his
+	// own, which needs no mapping.
+	ivy := w.issue("ivy", pkitest.LeafOptions{Extensions: []pkix.Extension{pkitest.SIDExtension(sid("ann"))}})
+	dc.SetCertificates(t, w.dns["ivy"], "userCertificate", [][]byte{ivy})
+	jay := w.issue("jay", pkitest.LeafOptions{Extensions: []pkix.Extension{pkitest.SIDExtension(sid("jay"))}})
+	dc.SetCertificates(t, w.dns["jay"], "userCertificate", [][]byte{jay})
+	w.writeADOnlyConfig("", "\n  checkRevocation: true")
+
+	// The dry run writes nothing; the duplicate makes it exit 1.
+	r := w.syncJSON(1, "--dry-run")
+	if got := w.altsec("ann"); !slices.Equal(got, admin) {
+		t.Fatalf("dry run wrote: ann has %v", got)
+	}
+	r = w.syncJSON(1)
+	name := func(n string) string { return n + "@" + w.dept + ".test" }
+	user := func(r jsonReport, n string) jsonUser {
+		t.Helper()
+		u, ok := userByName(r, name(n))
+		if !ok {
+			t.Fatalf("%s is not in the report", n)
+		}
+		return u
+	}
+
+	t.Run("exact format, admin values kept and flagged", func(t *testing.T) {
+		want := certutilMapping(t, ann)
+		if want != "X509:<I>O=certsync test,CN=AD E2E Issuing CA<SR>1200000000ac11000000002b" {
+			t.Fatalf("certutil-style mapping %q", want)
+		}
+		if got := w.altsec("ann"); !slices.Equal(got, append(slices.Clone(admin), want)) {
+			t.Fatalf("ann's altSecurityIdentities: %q, want the admin's two values and %q", got, want)
+		}
+		at := targetOf(user(r, "ann"), altsec)
+		if at.Status != "applied" || !slices.Equal(at.Add, []string{want}) || !slices.Equal(at.Unowned, admin) {
+			t.Fatalf("ann's report: %+v", at)
+		}
+		code, out, _ := w.run("sync", "--dry-run", "--output", "table", "--user", name("ann"))
+		if code != 0 || !strings.Contains(out, "WEAK mapping") || !strings.Contains(out, "Kerberos principal mapping") {
+			t.Fatalf("table for ann (exit %d) does not flag the weak and Kerberos values:\n%s", code, out)
+		}
+	})
+	t.Run("a sixth value is refused and reported", func(t *testing.T) {
+		at := targetOf(user(r, "fay"), altsec)
+		if got := w.altsec("fay"); len(got) != 5 || len(at.Dropped) != 1 || len(at.Add) != 5 {
+			t.Fatalf("fay holds %d values, report %+v; want 5 written and 1 dropped", len(got), at)
+		}
+	})
+	t.Run("a value on two users is refused for both", func(t *testing.T) {
+		for _, n := range []string{"gus", "hal"} {
+			at := targetOf(user(r, n), altsec)
+			if len(w.altsec(n)) != 0 || at.Status != "skipped" || !strings.Contains(at.Problem, "wanted for 2 users") {
+				t.Fatalf("%s: holds %v, report %+v; want nothing written and the conflict named", n, w.altsec(n), at)
+			}
+		}
+	})
+	t.Run("SID extension", func(t *testing.T) {
+		iv := user(r, "ivy")
+		if len(iv.Rejected) != 1 || iv.Rejected[0].Code != "sid-mismatch" || !strings.Contains(iv.Rejected[0].Reason, sid("ann")) || len(w.altsec("ivy")) != 0 {
+			t.Fatalf("ivy: rejected %+v, holds %v; want her certificate rejected as ann's", iv.Rejected, w.altsec("ivy"))
+		}
+		if len(w.altsec("jay")) != 0 {
+			t.Fatalf("jay holds %v; a certificate bound to his own SID needs no mapping", w.altsec("jay"))
+		}
+	})
+	t.Run("a second pass writes nothing", func(t *testing.T) {
+		before := map[string][]string{}
+		for n := range w.dns {
+			before[n] = w.altsec(n)
+		}
+		r2 := w.syncJSON(1) // gus and hal still conflict
+		if r2.Summary.UsersChanged != 0 || r2.Summary.ValuesAdded != 0 {
+			t.Fatalf("second pass: %+v", r2.Summary)
+		}
+		for n := range w.dns {
+			if !slices.Equal(before[n], w.altsec(n)) {
+				t.Fatalf("%s changed: %v → %v", n, before[n], w.altsec(n))
+			}
+		}
+	})
+
+	t.Run("revoked and expired withdrawn behind the guard", func(t *testing.T) {
+		benCert, err := x509.ParseCertificate(w.certOf("ben"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(w.altsec("ben")) != 1 || len(w.altsec("cat")) != 1 {
+			t.Fatalf("before: ben %v, cat %v", w.altsec("ben"), w.altsec("cat"))
+		}
+		crl, err := w.issuing.CRL(pkitest.CRLOptions{Number: 2, Revoked: []pkitest.Revoked{{Serial: benCert.SerialNumber, Reason: pkitest.ReasonKeyCompromise}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.publishCRL(w.issuing.Cert.Subject.CommonName, crl)
+		// cat's certificate expires 40 s after it was issued.
+		time.Sleep(time.Until(catExpires.Add(time.Second)))
+		code, out, _ := w.run("sync", "--dry-run", "--output", "table")
+		if !strings.Contains(out, "stops the smart card") {
+			t.Fatalf("dry run (exit %d) does not warn about logons:\n%s", code, out)
+		}
+		if r := w.syncJSON(1); !r.Guard.Tripped || len(w.altsec("ben")) != 1 {
+			t.Fatalf("guard %+v; ben %v; want the pass refused", r.Guard, w.altsec("ben"))
+		}
+		r := w.syncJSON(1, "--allow-deletes")
+		if len(w.altsec("ben")) != 0 || len(w.altsec("cat")) != 0 {
+			t.Fatalf("after: ben %v, cat %v; want both withdrawn", w.altsec("ben"), w.altsec("cat"))
+		}
+		if b := user(r, "ben"); len(b.Rejected) != 1 || b.Rejected[0].Code != "revoked" {
+			t.Fatalf("ben: %+v", b.Rejected)
+		}
+		if c := user(r, "cat"); len(c.Rejected) != 1 || c.Rejected[0].Code != "expired" {
+			t.Fatalf("cat: %+v", c.Rejected)
+		}
+		if got := w.altsec("ann"); len(got) != 3 {
+			t.Fatalf("ann lost values: %v", got)
+		}
+	})
+}
+
+// A service account that may read users but not write their
+// altSecurityIdentities gets a clear per-user error; nothing changes.
+func TestADAltSecurityIdentitiesWithoutWriteRight(t *testing.T) {
+	dc := domainController(t)
+	svc := fmt.Sprintf("ro%d", time.Now().UnixNano()%1_000_000_000)
+	pw := "Ro-Passw0rd!" + svc
+	dc.AddUser(t, ldaptest.SambaUser{Name: svc, Password: pw})
+	w := newADWorld(t, dc, []adPerson{{"kim", 1, 0}}, "", "")
+	admin := []string{"Kerberos:kim@" + dc.Realm}
+	dc.SetValues(t, w.dns["kim"], ldapsrc.AttrAltSecurityIdentities, admin)
+	if err := os.WriteFile(filepath.Join(w.dir, "ro-pw"), []byte(pw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.writeADOnlyConfig(fmt.Sprintf(`{method: simple, username: "%s@%s", passwordFile: ro-pw}`, svc, strings.ToLower(dc.Realm)), "")
+	r := w.syncJSON(1)
+	at := targetOf(r.Users[0], altsec)
+	if at.Status != "failed" || !strings.Contains(at.Problem, "nsufficient") || !strings.Contains(at.Problem, w.dns["kim"]) {
+		t.Fatalf("report %+v; want a failed write naming the entry and the missing right", at)
+	}
+	if got := w.altsec("kim"); !slices.Equal(got, admin) {
+		t.Fatalf("kim holds %v, want only the admin's %v", got, admin)
+	}
+	if code, out, _ := w.run("status", "--output", "table"); code != 0 || !strings.Contains(out, "nsufficient") {
+		t.Fatalf("status (exit %d) does not show the failure:\n%s", code, out)
+	}
+	// doctor finds it before any pass: allowedAttributesEffective.
+	code, out, _ := w.run("doctor")
+	if code != 1 || !strings.Contains(out, "FAIL  directory  altSecurityIdentities") || !strings.Contains(out, "may not write altSecurityIdentities") || !strings.Contains(out, "dsacls") {
+		t.Fatalf("doctor (exit %d) does not name the missing right:\n%s", code, out)
+	}
+	// The administrator may: the same check passes, and no cloud check
+	// runs for a configuration without a cloud target.
+	w.writeADOnlyConfig("", "")
+	code, out, _ = w.run("doctor")
+	if code != 0 || !strings.Contains(out, "OK    directory  altSecurityIdentities") || strings.Contains(out, "credential") {
+		t.Fatalf("doctor as administrator (exit %d):\n%s", code, out)
+	}
+}
+
+// OpenLDAP has no altSecurityIdentities: a source anchored by entryUUID
+// cannot enable the target, and certsync says so when it loads the file.
+func TestAltSecurityIdentitiesRefusedOnOpenLDAP(t *testing.T) {
+	w := &world{t: t, dir: t.TempDir()}
+	w.cfg = filepath.Join(w.dir, "agent.yaml")
+	ca, err := pkitest.NewRootCA("refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"ca.pem": pkitest.CertPEM(ca.Cert), "pw": []byte("x")} {
+		if err := os.WriteFile(filepath.Join(w.dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := `source:
+  url: ldaps://ldap.example.test
+  baseDN: "dc=example,dc=test"
+  anchorAttribute: entryUUID
+  bind: {method: simple, username: "cn=certsync,dc=example,dc=test", passwordFile: pw}
+  altSecurityIdentities: {enabled: true}
+policy: {issuingCAFile: ca.pem}
+state: {path: state.db}
+`
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := w.run("sync", "--dry-run")
+	if code != 1 || !strings.Contains(errOut, "needs Active Directory") || !strings.Contains(errOut, "source.altSecurityIdentities") {
+		t.Fatalf("exit %d, stderr %s; want exit 1 naming the key and why", code, errOut)
+	}
+}
