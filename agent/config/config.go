@@ -337,8 +337,8 @@ func (c *Config) validatePolicy() error {
 }
 
 func (c *Config) validateRest() error {
-	if c.Schedule.Interval < 10*time.Second {
-		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 10s", c.Schedule.Interval))
+	if c.Schedule.Interval < time.Second {
+		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 1s", c.Schedule.Interval))
 	}
 	if c.Schedule.FullInterval < c.Schedule.Interval {
 		return keyErr("schedule.fullInterval", fmt.Sprintf("%s is shorter than schedule.interval (%s)", c.Schedule.FullInterval, c.Schedule.Interval))

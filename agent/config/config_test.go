@@ -117,7 +117,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"missing issuing CA", "issuingCAFile: ca.pem", "issuingCAFile: \"\"", "policy.issuingCAFile: required"},
 		{"eku", "issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  extendedKeyUsages: [smime]", "policy.extendedKeyUsages[0]"},
 		{"max certificates", "issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  maxCertificates: 16", "policy.maxCertificates"},
-		{"interval", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: 1s}", "schedule.interval"},
+		{"interval", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: 500ms}", "schedule.interval"},
 		{"bad duration", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: soon}", "soon"},
 		{"percent", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletePercent: 150}", "safety.maxDeletePercent"},
 		{"log level", "state: {path: state.db}", "state: {path: state.db}\nlog: {level: loud}", "log.level"},

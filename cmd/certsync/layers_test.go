@@ -37,6 +37,8 @@ func TestLayers(t *testing.T) {
 		"agent/config": {"agent", "ldapsrc", "cloudsink", "mapping"},
 		// Reports show plans; they print objectGUIDs as ldapsrc does.
 		"agent/report": {"agent", "ldapsrc", "mapping"},
+		// Metrics count what the agent reports about its passes.
+		"agent/metrics": {"agent"},
 		// The demo builds its world from the harnesses and runs the agent;
 		// it never knows the command (cmd/... is refused below).
 		"agent/demo": {"..."},

@@ -5,15 +5,18 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
+	"github.com/certsync/certsync/agent/metrics"
 	"github.com/certsync/certsync/state"
 )
 
 type runOptions struct {
-	configPath string
+	configPath    string
+	metricsListen string
 }
 
 func (o *runOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.configPath, "config", "", "agent configuration file (required)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics and /healthz on this address (e.g. 127.0.0.1:9471); off when empty")
 }
 
 func newRunCommand() *cobra.Command {
@@ -23,7 +26,9 @@ func newRunCommand() *cobra.Command {
 		Short: "Run the agent: a pass every schedule.interval until stopped",
 		Long: `Runs a pass every schedule.interval. A failed pass is logged and tried again
 with a backoff that doubles up to one hour. SIGINT or SIGTERM lets the pass in
-flight finish, then exits 0.`,
+flight finish, then exits 0. With --metrics-listen, serves Prometheus metrics
+at /metrics and the agent's health at /healthz (200 when a pass succeeded
+recently and the last one did not fail, else 503).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := loadConfig(o.configPath, cmd.ErrOrStderr())
@@ -38,7 +43,16 @@ flight finish, then exits 0.`,
 				return err
 			}
 			defer func() { _ = unlock() }()
-			r, err := newRunner(cfg, log)
+			var m *metrics.Metrics
+			if o.metricsListen != "" {
+				m = metrics.New()
+				addr, err := metrics.Listen(cmd.Context(), o.metricsListen, m.Handler(metrics.HealthMaxAge(cfg.Schedule.Interval)), log)
+				if err != nil {
+					return err
+				}
+				log.Info("serving metrics", zap.String("addr", addr.String()))
+			}
+			r, err := newMeteredRunner(cfg, log, m)
 			if err != nil {
 				return err
 			}

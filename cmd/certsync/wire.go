@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/agent/config"
+	"github.com/certsync/certsync/agent/metrics"
 	"github.com/certsync/certsync/cloudsink"
 	"github.com/certsync/certsync/ldapsrc"
 )
@@ -42,11 +44,17 @@ func loadConfig(path string, errOut io.Writer) (*config.Config, *zap.Logger, err
 // newRunner builds the parts a pass needs from the configuration: the
 // targets over one credential, the directories, the policy.
 func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
+	return newMeteredRunner(cfg, log, nil)
+}
+
+// newMeteredRunner is newRunner whose passes and cloud retry waits feed m
+// (when not nil).
+func newMeteredRunner(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*agent.Runner, error) {
 	pol, err := cfg.MappingPolicy()
 	if err != nil {
 		return nil, err
 	}
-	targets, err := newTargets(cfg, log)
+	targets, err := newTargets(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -62,15 +70,23 @@ func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
 			return ldapsrc.Open(ctx, lc, slog)
 		}})
 	}
-	return agent.NewRunner(agent.RunnerConfig{
+	rc := agent.RunnerConfig{
 		Sources: sources, StatePath: cfg.State.Path, Targets: targets, Policy: pol, Log: log,
 		Safety:       agent.Safety{MaxDeletes: *cfg.Safety.MaxDeletes, MaxDeletePercent: *cfg.Safety.MaxDeletePercent},
 		FullInterval: cfg.Schedule.FullInterval,
-	})
+	}
+	if m != nil {
+		rc.Observe = m.ObservePass
+	}
+	return agent.NewRunner(rc)
 }
 
 // newTargets builds the enabled targets, in report order.
-func newTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
+func newTargets(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) ([]agent.Target, error) {
+	var graphWait, exchangeWait func(time.Duration)
+	if m != nil {
+		graphWait, exchangeWait = m.RetryWait("graph"), m.RetryWait("exchange")
+	}
 	cl := cfg.Cloud
 	cred, roots, err := cfg.Credential()
 	if err != nil {
@@ -78,7 +94,7 @@ func newTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
 	}
 	var targets []agent.Target
 	if cl.CertificateUserIDs.On() {
-		sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots}, log.Named("graph"))
+		sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots, OnRetryWait: graphWait}, log.Named("graph"))
 		if err != nil {
 			return nil, fmt.Errorf("cloud: %w", err)
 		}
@@ -90,7 +106,7 @@ func newTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
 	}
 	if x := cl.Exchange; x.Enabled {
 		sink, err := cloudsink.NewExchange(cloudsink.ExchangeConfig{
-			Environment: cl.Environment, Endpoint: x.Endpoint, TenantID: cl.TenantID, Credential: cred, RootCAs: roots,
+			Environment: cl.Environment, Endpoint: x.Endpoint, TenantID: cl.TenantID, Credential: cred, RootCAs: roots, OnRetryWait: exchangeWait,
 		}, log.Named("exchange"))
 		if err != nil {
 			return nil, fmt.Errorf("cloud.exchange: %w", err)
