@@ -44,12 +44,12 @@ func loadConfig(path string, errOut io.Writer) (*config.Config, *zap.Logger, err
 // newRunner builds the parts a pass needs from the configuration: the
 // targets over one credential, the directories, the policy.
 func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
-	return newMeteredRunner(cfg, log, nil)
+	return newObservedRunner(cfg, log, nil)
 }
 
-// newMeteredRunner is newRunner whose passes and cloud retry waits feed m
-// (when not nil).
-func newMeteredRunner(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*agent.Runner, error) {
+// newObservedRunner is newRunner whose passes are told to observe and
+// whose cloud retry waits feed m (when not nil).
+func newObservedRunner(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, observe ...func(agent.PassOutcome)) (*agent.Runner, error) {
 	pol, err := cfg.MappingPolicy()
 	if err != nil {
 		return nil, err
@@ -76,7 +76,12 @@ func newMeteredRunner(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (
 		FullInterval: cfg.Schedule.FullInterval,
 	}
 	if m != nil {
-		rc.Observe = m.ObservePass
+		observe = append(observe, m.ObservePass)
+	}
+	rc.Observe = func(o agent.PassOutcome) {
+		for _, f := range observe {
+			f(o)
+		}
 	}
 	return agent.NewRunner(rc)
 }
