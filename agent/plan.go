@@ -96,6 +96,9 @@ type Stats struct {
 	ValuesRemoved        int
 	CertificatesAccepted int
 	CertificatesRejected int
+	// CertificatesExpiringSoon: accepted certificates of the users read
+	// that expire within ExpiringWithin (all users only on a full read).
+	CertificatesExpiringSoon int
 }
 
 // Guard is the verdict of the deletion limit on this plan.
@@ -129,6 +132,7 @@ type UserPlan struct {
 	record    state.Record
 	hasRecord bool
 	accepted  int      // certificates accepted, counted even when Accepted is not kept
+	expiring  int      // of those, expiring within ExpiringWithin
 	matchKeys []string // per target: the value looked up ("" = none)
 }
 
@@ -336,7 +340,7 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 	pol.AccountSID = u.Attr(attrObjectSID)
 	ev := mapping.Evaluate(u.Values, pol, now)
 	review := nextReview(ev, now)
-	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
+	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}
 	rec, ok, err := a.store.Get(u.Anchor)
 	if err != nil {
 		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)

@@ -35,6 +35,7 @@ func (pl *planner) consider(source string, u mapping.SourceUser, outOfScope bool
 		return time.Time{}, err
 	}
 	pl.p.Stats.CertificatesAccepted += up.accepted
+	pl.p.Stats.CertificatesExpiringSoon += up.expiring
 	pl.p.Stats.CertificatesRejected += len(up.Rejected)
 	switch {
 	case candidate:

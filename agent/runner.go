@@ -37,6 +37,9 @@ type RunnerConfig struct {
 	// FullInterval: see Tracking.FullInterval.
 	FullInterval time.Duration
 	Log          *zap.Logger
+	// Observe, when set, is told the outcome of each of Run's passes
+	// (metrics, health, the service manager's watchdog).
+	Observe func(PassOutcome)
 }
 
 // Runner runs passes of one configuration. It opens the state file and
@@ -148,7 +151,9 @@ func (r *Runner) Run(ctx context.Context, interval time.Duration) error {
 	var lastReconcile time.Time
 	return Loop(ctx, interval, time.Hour, trigger, func(ctx context.Context) error {
 		reconcile := time.Since(lastReconcile) >= reconcileEvery
+		started := time.Now()
 		plan, err := r.Pass(ctx, PassOptions{PlanOptions: PlanOptions{Reconcile: reconcile, Incremental: !reconcile}})
+		r.observe(plan, err, reconcile, started)
 		if err == nil && reconcile {
 			lastReconcile = time.Now()
 		}

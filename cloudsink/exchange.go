@@ -68,6 +68,8 @@ type ExchangeConfig struct {
 	// Backoff is the first wait when Exchange gives no Retry-After, doubled
 	// per attempt up to MaxWait (default 2s).
 	Backoff time.Duration
+	// OnRetryWait: see GraphConfig.OnRetryWait.
+	OnRetryWait func(time.Duration)
 }
 
 // Exchange is the Exchange Online sink: the UserCertificate and
@@ -119,7 +121,7 @@ func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
 		scope:       ep.Exchange + "/.default",
 		invokeURL:   root + "/adminapi/beta/" + tenant + "/InvokeCommand",
 		anchor:      "APP:" + exchangeAnchor + "@" + tenant,
-		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
+		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff).observed(cfg.OnRetryWait),
 		client: &http.Client{
 			Transport: newTransport(cfg.RootCAs),
 			// InvokeCommand redirects nothing certsync calls; a redirect is
@@ -221,6 +223,7 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 		}
 		x.log.Info("exchange: retrying request", zap.String("call", what), zap.Int("status", resp.StatusCode),
 			zap.Duration("wait", wait), zap.Int("attempt", attempt+1), zap.Int("maxAttempts", x.maxAttempts))
+		x.waited(wait)
 		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("cloudsink: exchange: %s: gave up waiting to retry: %w", what, err)
 		}

@@ -41,6 +41,9 @@ type GraphConfig struct {
 	// Backoff is the first wait when Graph gives no Retry-After, doubled
 	// per attempt up to MaxWait (default 2s).
 	Backoff time.Duration
+	// OnRetryWait, when set, is called with each wait before a throttled
+	// (429) or unavailable (503, 504) request or batch item is tried again.
+	OnRetryWait func(time.Duration)
 }
 
 // Graph is the Microsoft Graph sink: certificateUserIds of Entra ID users.
@@ -97,7 +100,7 @@ func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 	g := &Graph{
 		log:         log,
 		base:        root + "/v1.0",
-		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
+		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff).observed(cfg.OnRetryWait),
 	}
 	// The token is for the environment's Graph even when an emulator
 	// stands in for it: that is the resource the app is consented for.
@@ -173,7 +176,9 @@ func (g *Graph) shouldRetry(_ time.Duration, retries int, req *http.Request, res
 		fields = append(fields, zap.Duration("wait", wait))
 	} else {
 		fields = append(fields, zap.String("wait", "backoff"))
+		wait = g.backoffFor(attempt)
 	}
+	g.waited(wait)
 	g.log.Info("graph: retrying request", fields...)
 	// kiota drops this response without closing it; close it here so the
 	// connection goes back to the pool.
@@ -195,6 +200,7 @@ type retryPolicy struct {
 	maxAttempts int
 	maxWait     time.Duration
 	backoff     time.Duration
+	onWait      func(time.Duration) // nil: nobody listens
 }
 
 // newRetryPolicy fills in the defaults of unset (zero or negative)

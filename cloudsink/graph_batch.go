@@ -203,6 +203,7 @@ func (g *Graph) send(ctx context.Context, reqs []batchRequest) []outcome {
 		}
 		g.log.Info("graph: retrying $batch items", zap.Int("items", len(again)), zap.Int("status", status),
 			zap.Duration("wait", wait), zap.Int("attempt", attempt+1), zap.Int("maxAttempts", g.maxAttempts))
+		g.waited(wait)
 		if err := sleep(ctx, wait); err != nil {
 			for _, i := range again {
 				outs[i].err = fmt.Errorf("cloudsink: graph: %s %s: gave up waiting to retry: %w", reqs[i].Method, reqs[i].errPath, err)

@@ -380,21 +380,27 @@ func short(h string) string {
 	return h
 }
 
-// Write writes the report in format (table or json).
+// Write writes the report in format (table, json, html or csv).
 func Write(w io.Writer, format string, p *agent.Plan, dryRun bool, passErr error) error {
-	if format == "json" {
+	switch format {
+	case "json":
 		return WriteJSON(w, p, dryRun, passErr)
+	case "html":
+		return WriteHTML(w, p, dryRun, passErr)
+	case "csv":
+		return WriteCSV(w, p)
 	}
 	return WriteTable(w, p, dryRun)
 }
 
-// Format resolves an --output flag; the default is a table for people at
+// Format resolves an --output flag: table or json, or one of more (html,
+// csv) where the command offers them. The default is a table for people at
 // a terminal and JSON for scripts.
-func Format(flag string, out io.Writer) (string, error) {
-	switch flag {
-	case "table", "json":
+func Format(flag string, out io.Writer, more ...string) (string, error) {
+	switch {
+	case flag == "table", flag == "json", flag != "" && slices.Contains(more, flag):
 		return flag, nil
-	case "":
+	case flag == "":
 		if f, ok := out.(*os.File); ok {
 			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				return "table", nil
@@ -402,5 +408,5 @@ func Format(flag string, out io.Writer) (string, error) {
 		}
 		return "json", nil
 	}
-	return "", fmt.Errorf("--output %q: use table or json", flag)
+	return "", fmt.Errorf("--output %q: use %s", flag, strings.Join(append([]string{"table", "json"}, more...), ", "))
 }

@@ -81,7 +81,7 @@ func runDoctor(ctx context.Context, path string, out io.Writer) int {
 func directoryChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doctorLine {
 	// The attributes to check are the targets'; when they cannot be built
 	// (the cloud checks say why), the default ones.
-	targets, _ := newTargets(cfg, log)
+	targets, _ := newTargets(cfg, log, nil)
 	identity, certs := agent.SourceAttributes(targets)
 	opts := ldapsrc.DoctorOptions{CheckCRLs: cfg.Policy.CheckRevocation}
 	if opts.CheckCRLs {

@@ -37,6 +37,10 @@ func TestLayers(t *testing.T) {
 		"agent/config": {"agent", "ldapsrc", "cloudsink", "mapping"},
 		// Reports show plans; they print objectGUIDs as ldapsrc does.
 		"agent/report": {"agent", "ldapsrc", "mapping"},
+		// Metrics count what the agent reports about its passes.
+		"agent/metrics": {"agent"},
+		// The service manager protocol knows nothing of certsync.
+		"agent/sdnotify": {},
 		// The demo builds its world from the harnesses and runs the agent;
 		// it never knows the command (cmd/... is refused below).
 		"agent/demo": {"..."},

@@ -19,3 +19,9 @@ const (
 	statusFailed    = report.StatusFailed
 	statusSkipped   = report.StatusSkipped
 )
+
+// The status tests decode `status --output json` with its types.
+type (
+	statusReport = report.Status
+	statusSource = report.StatusSource
+)

@@ -30,7 +30,7 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.configPath, "config", "", "agent configuration file (required)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "compute and print the plan; write nothing to the cloud or the state file")
 	fs.StringVar(&o.user, "user", "", "only this user: mail, userPrincipalName, sAMAccountName, uid or DN")
-	fs.StringVar(&o.output, "output", "", "table or json (default: table on a terminal, json otherwise)")
+	fs.StringVar(&o.output, "output", "", "table, json, html (one self-contained page) or csv (a row per certificate); default: table on a terminal, json otherwise")
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 0 when nothing changes, 2 when changes are present or applied, 1 on error")
 	fs.BoolVar(&o.allowDeletes, "allow-deletes", false, "let this one pass exceed the deletion limit (safety.*)")
 	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
@@ -50,7 +50,7 @@ lookup or write the cloud refused or did not answer); with
 --detailed-exitcode, 2 when changes are present (dry run) or were applied.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := report.Format(o.output, cmd.OutOrStdout())
+			format, err := report.Format(o.output, cmd.OutOrStdout(), "html", "csv")
 			if err != nil {
 				return err
 			}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/agent/config"
+	"github.com/certsync/certsync/agent/metrics"
 	"github.com/certsync/certsync/cloudsink"
 	"github.com/certsync/certsync/ldapsrc"
 )
@@ -42,11 +44,17 @@ func loadConfig(path string, errOut io.Writer) (*config.Config, *zap.Logger, err
 // newRunner builds the parts a pass needs from the configuration: the
 // targets over one credential, the directories, the policy.
 func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
+	return newObservedRunner(cfg, log, nil)
+}
+
+// newObservedRunner is newRunner whose passes are told to observe and
+// whose cloud retry waits feed m (when not nil).
+func newObservedRunner(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, observe ...func(agent.PassOutcome)) (*agent.Runner, error) {
 	pol, err := cfg.MappingPolicy()
 	if err != nil {
 		return nil, err
 	}
-	targets, err := newTargets(cfg, log)
+	targets, err := newTargets(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -66,16 +74,25 @@ func newRunner(cfg *config.Config, log *zap.Logger) (*agent.Runner, error) {
 			},
 		})
 	}
-	return agent.NewRunner(agent.RunnerConfig{
+	rc := agent.RunnerConfig{
 		Sources: sources, StatePath: cfg.State.Path, Targets: targets, Policy: pol, Log: log,
 		Safety:       agent.Safety{MaxDeletes: *cfg.Safety.MaxDeletes, MaxDeletePercent: *cfg.Safety.MaxDeletePercent},
 		FullInterval: cfg.Schedule.FullInterval,
-	})
+	}
+	if m != nil {
+		observe = append(observe, m.ObservePass)
+	}
+	rc.Observe = func(o agent.PassOutcome) {
+		for _, f := range observe {
+			f(o)
+		}
+	}
+	return agent.NewRunner(rc)
 }
 
 // newTargets builds the enabled targets, in report order.
-func newTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
-	targets, err := newCloudTargets(cfg, log)
+func newTargets(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) ([]agent.Target, error) {
+	targets, err := newCloudTargets(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -110,10 +127,15 @@ func newADTarget(cfg *config.Config, log *zap.Logger) (agent.Target, error) {
 }
 
 // newCloudTargets builds the enabled cloud targets over one credential;
-// none (and no credential) when the configuration enables none.
-func newCloudTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error) {
+// none (and no credential) when the configuration enables none. Their
+// retry waits feed m (when not nil).
+func newCloudTargets(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) ([]agent.Target, error) {
 	if !cfg.CloudTargets() {
 		return nil, nil
+	}
+	var graphWait, exchangeWait func(time.Duration)
+	if m != nil {
+		graphWait, exchangeWait = m.RetryWait("graph"), m.RetryWait("exchange")
 	}
 	cl := cfg.Cloud
 	cred, roots, err := cfg.Credential()
@@ -122,7 +144,7 @@ func newCloudTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error
 	}
 	var targets []agent.Target
 	if cl.CertificateUserIDs.On() {
-		sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots}, log.Named("graph"))
+		sink, err := cloudsink.NewGraph(cloudsink.GraphConfig{Environment: cl.Environment, Endpoint: cl.GraphEndpoint, Credential: cred, RootCAs: roots, OnRetryWait: graphWait}, log.Named("graph"))
 		if err != nil {
 			return nil, fmt.Errorf("cloud: %w", err)
 		}
@@ -134,7 +156,7 @@ func newCloudTargets(cfg *config.Config, log *zap.Logger) ([]agent.Target, error
 	}
 	if x := cl.Exchange; x.Enabled {
 		sink, err := cloudsink.NewExchange(cloudsink.ExchangeConfig{
-			Environment: cl.Environment, Endpoint: x.Endpoint, TenantID: cl.TenantID, Credential: cred, RootCAs: roots,
+			Environment: cl.Environment, Endpoint: x.Endpoint, TenantID: cl.TenantID, Credential: cred, RootCAs: roots, OnRetryWait: exchangeWait,
 		}, log.Named("exchange"))
 		if err != nil {
 			return nil, fmt.Errorf("cloud.exchange: %w", err)

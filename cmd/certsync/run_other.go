@@ -1,0 +1,13 @@
+//go:build !windows
+
+package main
+
+import (
+	"context"
+	"io"
+)
+
+// runService runs the agent in the foreground (under systemd or a shell).
+func runService(ctx context.Context, o *runOptions, errOut io.Writer) error {
+	return runAgent(ctx, o, errOut, agentHook{})
+}
