@@ -2,50 +2,20 @@ package mapping
 
 import (
 	"bytes"
-	"encoding/asn1"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certsync/certsync/mapping/pkitest"
 )
 
-// tlv encodes one element: definite DER lengths, or a BER indefinite
-// length (constructed elements only) as Windows tools write them.
 func tlv(tag byte, indefinite bool, parts ...[]byte) []byte {
-	body := bytes.Join(parts, nil)
-	if indefinite {
-		return append(append([]byte{tag, 0x80}, body...), 0, 0)
-	}
-	n := len(body)
-	switch {
-	case n < 0x80:
-		return append([]byte{tag, byte(n)}, body...)
-	case n < 0x100:
-		return append([]byte{tag, 0x81, byte(n)}, body...)
-	case n < 0x10000:
-		return append([]byte{tag, 0x82, byte(n >> 8), byte(n)}, body...)
-	}
-	return append([]byte{tag, 0x83, byte(n >> 16), byte(n >> 8), byte(n)}, body...)
+	return pkitest.TLV(tag, indefinite, parts...)
 }
 
-// bagOf builds a certificates-only SignedData holding certs in the given
-// order, with BER indefinite lengths on every constructed element outside
-// the certificates when ber is set (as Outlook's bags come).
-func bagOf(ber bool, certs ...[]byte) []byte {
-	data, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1})
-	sd := tlv(tagSequence, ber,
-		[]byte{tagInteger, 1, 1},
-		tlv(tagSet, ber),
-		tlv(tagSequence, ber, data),
-		tlv(tagContext0, ber, certs...),
-		tlv(tagSet, ber))
-	return tlv(tagSequence, ber, append([]byte{tagOID, byte(len(oidSignedData))}, oidSignedData...), tlv(tagContext0, ber, sd))
-}
+func bagOf(ber bool, certs ...[]byte) []byte { return pkitest.Bag(ber, certs...) }
 
-// unparseableCert is a SEQUENCE crypto/x509 cannot parse, as a certificate
-// with a curve Go does not know is to it.
-func unparseableCert() []byte {
-	return tlv(tagSequence, false, tlv(tagSequence, false, []byte{tagInteger, 1, 2}), []byte{0x05, 0})
-}
+func unparseableCert() []byte { return pkitest.Unparseable() }
 
 // nested is depth constructed elements inside each other, indefinite.
 func nested(depth int) []byte {
@@ -74,6 +44,7 @@ func TestParseBag(t *testing.T) {
 		{name: "attribute certificates are skipped", data: bagOf(false, tlv(0xa1, false), alice), want: []string{"alice"}},
 		{name: "no certificates", data: bagOf(false), want: nil},
 		{name: "Outlook signed", data: fx.outlook("alice", "inter"), want: []string{"alice", "inter"}},
+		{name: "Outlook signed, BER", data: fx.ber(fx.outlook("alice", "inter")), want: []string{"alice", "inter"}},
 		{name: "not signedData", data: tlv(tagSequence, false, []byte{tagOID, 3, 1, 2, 3}), wantErr: "content type is not PKCS#7 signedData"},
 		{name: "trailing bytes", data: append(bagOf(false, alice), 0), wantErr: "1 bytes after the ContentInfo"},
 		{name: "truncated", data: bagOf(true, alice)[:300], wantErr: "truncated"},

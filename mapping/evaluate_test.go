@@ -432,7 +432,7 @@ func TestParseExtKeyUsage(t *testing.T) {
 func TestEvaluateValues(t *testing.T) {
 	fx := newFixture(t)
 	trustRoot := Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}}
-	good := fx.blob("goodBag", fx.outlook("alice", "inter", "root"))
+	good := fx.blob("goodBag", fx.ber(fx.outlook("alice", "inter", "root")))
 	mixed := fx.blob("mixedBag", fx.degenerate("bob", "foreignLeaf", "inter"))
 	broken := fx.blob("brokenBag", bagOf(true, fx.der("alice"), unparseableCert(), fx.der("inter")))
 	tests := []struct {

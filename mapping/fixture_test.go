@@ -130,6 +130,15 @@ func (fx *fixture) outlook(leaf string, chain ...string) []byte {
 	return p7
 }
 
+// ber re-encodes a PKCS#7 with indefinite lengths, as Outlook writes.
+func (fx *fixture) ber(der []byte) []byte {
+	b, err := pkitest.ToBER(der)
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	return b
+}
+
 // name of a certificate or registered blob by its SHA-256.
 func (fx *fixture) name(sum string) string {
 	if n, ok := fx.names[sum]; ok {

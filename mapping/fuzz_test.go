@@ -25,6 +25,7 @@ func fuzzSeeds(fx *fixture) [][]byte {
 		// leaf in the middle, two leaves, one unparseable certificate, an
 		// attribute certificate, hostile nesting.
 		bagOf(true, fx.der("root"), fx.der("alice"), fx.der("inter")),
+		fx.ber(fx.outlook("alice", "inter", "root")),
 		bagOf(false, fx.der("bob"), fx.der("alice")),
 		bagOf(true, fx.der("alice"), unparseableCert(), fx.der("inter")),
 		bagOf(false, tlv(0xa1, false), fx.der("sha1Leaf")),
