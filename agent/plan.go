@@ -124,7 +124,13 @@ type UserPlan struct {
 	OutOfScope bool
 	Accepted   []CertInfo
 	Rejected   []mapping.Rejection
-	Targets    []*TargetPlan
+	// Withheld are directory values not published as they are (to targets
+	// that publish values verbatim) because a certificate in them failed.
+	Withheld []mapping.Withheld
+	// Values are the directory values published as they are, each with
+	// the SHA-256 of its certificates (kept like Accepted).
+	Values  []ValueInfo
+	Targets []*TargetPlan
 	// Problem is a user-level problem (the same user read from two
 	// directories, ...); nothing is written for the user.
 	Problem string
@@ -147,6 +153,14 @@ type CertInfo struct {
 	// Warnings are checks that could not be made (a CA without a usable
 	// CRL under revocationUnavailable: keep).
 	Warnings []string
+}
+
+// ValueInfo describes a directory value published as it is, for reports.
+type ValueInfo struct {
+	Attribute    string
+	SHA256       string // of the value; a target's value is its base64
+	PKCS7        bool   // a PKCS#7 blob, else one DER certificate
+	Certificates []string
 }
 
 // TargetPlan is one attribute of one target of one user: what certsync
@@ -234,7 +248,7 @@ func (u *UserPlan) ProblemText() string {
 }
 
 func (u *UserPlan) reportable(mode string) bool {
-	if mode == ModeUser || u.Departed || u.Problem != "" || len(u.Rejected) > 0 {
+	if mode == ModeUser || u.Departed || u.Problem != "" || len(u.Rejected) > 0 || len(u.Withheld) > 0 {
 		return true
 	}
 	for _, t := range u.Targets {
@@ -340,7 +354,7 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 	pol.AccountSID = u.Attr(attrObjectSID)
 	ev := mapping.Evaluate(u.Values, pol, now)
 	review := nextReview(ev, now)
-	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}
+	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, Withheld: ev.Withheld, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}
 	rec, ok, err := a.store.Get(u.Anchor)
 	if err != nil {
 		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)
@@ -372,6 +386,9 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 	if candidate || len(up.Rejected) > 0 {
 		for _, c := range ev.Accepted {
 			up.Accepted = append(up.Accepted, certInfo(c))
+		}
+		for _, v := range ev.Values {
+			up.Values = append(up.Values, ValueInfo{Attribute: v.Attribute, SHA256: v.SHA256, PKCS7: v.Bag, Certificates: v.Certificates})
 		}
 	}
 	return up, candidate, review, nil

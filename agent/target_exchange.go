@@ -122,36 +122,53 @@ func (t *ExchangeTarget) Match() Match                   { return t.settings.Mat
 func (t *ExchangeTarget) Account() string                { return "mailbox" }
 func (t *ExchangeTarget) AdoptExisting() bool            { return t.settings.AdoptExisting }
 
-// Want is the accepted certificates found in the directory attributes
-// that feed attr, newest first (the order Evaluate keeps), as the sink's
-// values: the base64 of each DER. The limit of 15 is applied by the plan,
-// which reports what it leaves out.
+// Want is the directory values feeding attr that passed whole (every
+// end-entity certificate in them accepted), newest first, as the sink's
+// values: the base64 of each value exactly as read. A PKCS#7 blob goes as
+// the blob, chain and all, byte for byte (Outlook reads it back from the
+// GAL, as Entra Connect copies it); a DER certificate as its DER. A value
+// found twice goes once. The limit of 15 is applied by the plan, which
+// reports what it leaves out.
 func (t *ExchangeTarget) Want(attr, _ string, ev mapping.Evaluation) []string {
 	sources := t.feeds[attr]
 	fedBy := func(a string) bool {
 		return slices.ContainsFunc(sources, func(s string) bool { return strings.EqualFold(s, a) })
 	}
 	var out []string
-	for _, c := range ev.Accepted {
-		if slices.ContainsFunc(c.Attributes, fedBy) {
-			out = append(out, base64.StdEncoding.EncodeToString(c.Cert.Raw))
+	seen := map[string]bool{}
+	for _, v := range ev.Values {
+		if fedBy(v.Attribute) && !seen[v.SHA256] {
+			seen[v.SHA256] = true
+			out = append(out, base64.StdEncoding.EncodeToString(v.Data))
 		}
 	}
 	return out
 }
 
-// Describe shows a certificate by subject, serial and hash.
+// Describe shows a certificate by subject, serial and hash, and a PKCS#7
+// blob by its end-entity certificates and its own hash.
 func (t *ExchangeTarget) Describe(_, v string) string {
-	der, err := base64.StdEncoding.DecodeString(v)
+	data, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {
 		return short(v) + " (not base64)"
 	}
-	sum := sha256.Sum256(der)
-	c, err := x509.ParseCertificate(der)
+	sum := sha256.Sum256(data)
+	if c, err := x509.ParseCertificate(data); err == nil {
+		return describeCert(c) + "  sha256 " + short(hex.EncodeToString(sum[:]))
+	}
+	certs, err := mapping.Decode(data)
 	if err != nil {
 		return "(not a certificate)  sha256 " + short(hex.EncodeToString(sum[:]))
 	}
-	return fmt.Sprintf("%s  serial %s  sha256 %s", c.Subject, strings.ToUpper(c.SerialNumber.Text(16)), short(hex.EncodeToString(sum[:])))
+	parts := make([]string, len(certs))
+	for i, c := range certs {
+		parts[i] = describeCert(c)
+	}
+	return fmt.Sprintf("PKCS#7 [%s]  sha256 %s", strings.Join(parts, "; "), short(hex.EncodeToString(sum[:])))
+}
+
+func describeCert(c *x509.Certificate) string {
+	return fmt.Sprintf("%s  serial %s", c.Subject, strings.ToUpper(c.SerialNumber.Text(16)))
 }
 
 func (t *ExchangeTarget) Fingerprint() string { return settingsFingerprint(t.Name(), t.settings) }

@@ -2,11 +2,8 @@ package mapping
 
 import (
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
-
-	"github.com/smallstep/pkcs7"
 )
 
 // Decode turns one directory value into the end-entity certificates it
@@ -17,54 +14,79 @@ import (
 // PKCS#7 because Windows tools emit indefinite lengths.
 //
 // From PKCS#7 only end-entity certificates are returned: the chain is not
-// the user's and is never published. A DER value is returned as is, CA or
-// not, so that Evaluate can tell the admin a CA certificate sits where a
-// user certificate belongs. The result is never empty when err is nil.
-//
-// Decode never panics: fuzzing (FuzzDecode, about 2 million inputs) found
-// no panic in crypto/x509 or smallstep/pkcs7 v0.2.3 (whose BER panics were
-// fixed in GHSA-mq3g-qwhv-4hgw), so no recover is installed.
+// the user's and is never published on its own. A DER value is returned as
+// is, CA or not, so that Evaluate can tell the admin a CA certificate sits
+// where a user certificate belongs. A certificate of a bag that does not
+// parse is an error here; Evaluate reports it on its own and judges its
+// siblings. The result is never empty when err is nil.
 func Decode(data []byte) ([]*x509.Certificate, error) {
-	certs, err := decode(data)
+	d, err := decodeValue(data)
 	if err != nil {
 		return nil, fmt.Errorf("mapping: %w", err)
 	}
-	return certs, nil
+	for _, b := range d.broken {
+		return nil, fmt.Errorf("mapping: certificate %d of the PKCS#7: %w", b.index, b.err)
+	}
+	return d.endEntity, nil
 }
 
-// decode is Decode without the package prefix, so that Evaluate can put the
-// cause itself in a Rejection's Reason.
-func decode(data []byte) ([]*x509.Certificate, error) {
+// decoded is one directory value taken apart.
+type decoded struct {
+	// bag: the value is a PKCS#7, not one DER certificate.
+	bag bool
+	// endEntity are the certificates to judge: the DER certificate, or the
+	// bag's end-entity certificates in bag order.
+	endEntity []*x509.Certificate
+	// chain are the bag's CA certificates: untrusted intermediates for
+	// building paths to the issuing CAs, never published on their own.
+	chain []*x509.Certificate
+	// broken are the bag's certificates that did not parse.
+	broken []brokenCert
+}
+
+// brokenCert is a certificate of a bag that did not parse.
+type brokenCert struct {
+	index int    // 1-based position in the bag
+	raw   []byte // as found
+	err   error
+}
+
+// decodeValue is Decode for Evaluate: the cause without the package
+// prefix (it goes in a Rejection's Reason), and a bag's chain and broken
+// certificates kept apart.
+func decodeValue(data []byte) (decoded, error) {
 	if len(data) == 0 {
-		return nil, errors.New("empty value")
+		return decoded{}, errors.New("empty value")
+	}
+	if len(data) > maxValueSize {
+		return decoded{}, fmt.Errorf("value of %d bytes is larger than the %d certsync reads", len(data), maxValueSize)
 	}
 	cert, derErr := x509.ParseCertificate(data)
 	if derErr == nil {
-		return []*x509.Certificate{cert}, nil
+		return decoded{endEntity: []*x509.Certificate{cert}}, nil
 	}
-	p7, p7Err := pkcs7.Parse(data)
-	if p7Err != nil {
-		// encoding/asn1 structure errors dump Go struct tags: useless to an
-		// admin reading the reason.
-		var se asn1.StructuralError
-		if errors.As(p7Err, &se) {
-			p7Err = errors.New("malformed ASN.1 structure")
+	certs, bagErr := parseBag(data)
+	if bagErr != nil {
+		return decoded{}, fmt.Errorf("not a DER certificate (%w) nor PKCS#7 SignedData (%w)", derErr, bagErr)
+	}
+	d := decoded{bag: true}
+	for i, bc := range certs {
+		switch {
+		case bc.Err != nil:
+			d.broken = append(d.broken, brokenCert{index: i + 1, raw: bc.Raw, err: bc.Err})
+		case isCA(bc.Cert):
+			d.chain = append(d.chain, bc.Cert)
+		default:
+			d.endEntity = append(d.endEntity, bc.Cert)
 		}
-		return nil, fmt.Errorf("not a DER certificate (%w) nor PKCS#7 SignedData (%w)", derErr, p7Err)
 	}
-	var ee []*x509.Certificate
-	for _, c := range p7.Certificates {
-		if c != nil && !isCA(c) {
-			ee = append(ee, c)
+	if len(d.endEntity) == 0 && len(d.broken) == 0 {
+		if len(d.chain) == 0 {
+			return decoded{}, errors.New("PKCS#7 without certificates (not a certificate value)")
 		}
+		return decoded{}, fmt.Errorf("PKCS#7 SignedData holds no end-entity certificate (%d CA certificates only)", len(d.chain))
 	}
-	if len(ee) == 0 {
-		if len(p7.Certificates) == 0 {
-			return nil, errors.New("PKCS#7 without certificates (not a certificate value)")
-		}
-		return nil, fmt.Errorf("PKCS#7 SignedData holds no end-entity certificate (%d CA certificates only)", len(p7.Certificates))
-	}
-	return ee, nil
+	return d, nil
 }
 
 func isCA(c *x509.Certificate) bool { return c.BasicConstraintsValid && c.IsCA }

@@ -15,16 +15,29 @@ import (
 // the policy and selects what may be published. It never fails: every
 // value ends up accepted or rejected with a reason an admin can act on.
 //
-// A certificate is judged by its DER alone, whatever value carried it: the
-// same certificate found in both attributes, or as DER and inside a PKCS#7,
-// is accepted once (its Attributes name every source) or rejected once per
-// source attribute. Chain certificates carried in a PKCS#7 are therefore
-// not used to build the chain: only p.IssuingCAs are trusted material.
+// A certificate is judged once, whatever value carried it: the same
+// certificate found in both attributes, or as DER and inside a PKCS#7, is
+// accepted once (its Attributes name every source) or rejected once per
+// source attribute. The CA certificates of the user's PKCS#7 values are
+// untrusted intermediates for every one of the user's certificates (real
+// Outlook bags carry the issuing CA, admins trust the root); only
+// p.IssuingCAs are trust anchors. A certificate of a bag that does not
+// parse is rejected on its own; its siblings are judged.
+//
+// Values lists the directory values whose every end-entity certificate
+// was accepted, as read, for targets that publish values verbatim; Withheld
+// says why the others are not (see values.go).
 //
 // Rejections come in value order, then the over-limit ones in priority
-// order. Accepted and Rejected are nil when empty.
+// order. Accepted, Rejected, Values and Withheld are nil when empty.
 func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
-	ch := newChecker(p, now)
+	decs := make([]decodeResult, len(values))
+	var chain []*x509.Certificate
+	for i, v := range values {
+		decs[i].d, decs[i].err = decodeValue(v.Data)
+		chain = append(chain, decs[i].d.chain...)
+	}
+	ch := newChecker(p, now, chain)
 	var ev Evaluation
 	acceptedAt := map[string]int{}   // SHA-256 -> index in ev.Accepted
 	verdicts := map[string]verdict{} // SHA-256 -> verdict
@@ -38,9 +51,8 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 		ev.Rejected = append(ev.Rejected, r)
 	}
 
-	for _, v := range values {
-		certs, err := decode(v.Data)
-		if err != nil {
+	for i, v := range values {
+		if err := decs[i].err; err != nil {
 			reject(Rejection{
 				Attribute: v.Attribute,
 				SHA256:    sha256Hex(v.Data),
@@ -49,7 +61,10 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 			})
 			continue
 		}
-		for _, c := range certs {
+		for _, b := range decs[i].d.broken {
+			reject(brokenRejection(v.Attribute, b))
+		}
+		for _, c := range decs[i].d.endEntity {
 			sum := sha256Hex(c.Raw)
 			vd, judged := verdicts[sum]
 			if !judged {
@@ -86,6 +101,7 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 		}
 		ev.Accepted = slices.Clip(ev.Accepted[:limit])
 	}
+	ev.Values, ev.Withheld = acceptedValues(values, decs, ev, verdicts)
 	return ev
 }
 
@@ -140,9 +156,14 @@ type checker struct {
 	p     Policy
 	now   time.Time
 	roots *x509.CertPool
+	// intermediates are the CA certificates of the user's bags (nil when
+	// none); anchors and chain list the roots and intermediates for the
+	// SHA-1 diagnosis.
+	intermediates  *x509.CertPool
+	anchors, chain []*x509.Certificate
 }
 
-func newChecker(p Policy, now time.Time) *checker {
+func newChecker(p Policy, now time.Time, chain []*x509.Certificate) *checker {
 	// Every listed CA is a trust anchor: admins list the CAs that issue
 	// user certificates, which are usually intermediates, and a chain need
 	// not reach a self-signed root. Listing them as intermediates as well
@@ -154,7 +175,15 @@ func newChecker(p Policy, now time.Time) *checker {
 	for _, ca := range p.IssuingCAs {
 		if ca != nil {
 			ch.roots.AddCert(ca)
+			ch.anchors = append(ch.anchors, ca)
 		}
+	}
+	if len(chain) > 0 {
+		ch.intermediates = x509.NewCertPool()
+		for _, c := range chain {
+			ch.intermediates.AddCert(c)
+		}
+		ch.chain = chain
 	}
 	return ch
 }
@@ -170,8 +199,7 @@ func (ch *checker) check(c *x509.Certificate) verdict {
 	}
 	chains, err := ch.verify(c)
 	if err != nil {
-		cs = append(cs, cause{RejectUntrusted,
-			fmt.Sprintf("not issued by a trusted issuing CA (issuer %s): %v", c.Issuer.String(), err)})
+		cs = append(cs, ch.untrusted(c, err))
 	}
 	// The CA that signed c is the one whose CRL speaks for c: every chain
 	// found starts with a CA of the same name and key, since each verified
@@ -236,9 +264,10 @@ func (ch *checker) verify(c *x509.Certificate) ([][]*x509.Certificate, error) {
 		at = c.NotAfter
 	}
 	return c.Verify(x509.VerifyOptions{
-		Roots:       ch.roots,
-		CurrentTime: at,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		Roots:         ch.roots,
+		Intermediates: ch.intermediates,
+		CurrentTime:   at,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 }
 

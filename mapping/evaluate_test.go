@@ -131,10 +131,56 @@ func TestEvaluate(t *testing.T) {
 			rejected: []string{"userCertificate:alice:untrusted"},
 		},
 		{
-			name:     "chain in a PKCS#7 does not make its leaf trusted",
+			name:     "the bag's intermediate leads to the trusted root",
 			values:   func(fx *fixture) []RawValue { return []RawValue{smime(fx.outlook("alice", "inter", "root"))} },
 			policy:   func(fx *fixture) Policy { return Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}} },
-			rejected: []string{"userSMIMECertificate:alice:untrusted"},
+			accepted: []string{"alice:userSMIMECertificate"},
+		},
+		{
+			name: "a bag's intermediate serves the user's DER values too",
+			values: func(fx *fixture) []RawValue {
+				return []RawValue{uc(fx.der("bob")), smime(fx.outlook("alice", "inter"))}
+			},
+			policy:   func(fx *fixture) Policy { return Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}} },
+			accepted: []string{"alice:userSMIMECertificate", "bob:userCertificate"},
+		},
+		{
+			name:     "a bag's own root does not make its leaf trusted",
+			values:   func(fx *fixture) []RawValue { return []RawValue{smime(fx.degenerate("foreignLeaf", "foreign"))} },
+			policy:   func(fx *fixture) Policy { return Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}} },
+			rejected: []string{"userSMIMECertificate:foreignLeaf:untrusted"},
+		},
+		{
+			name:     "without the bag, the intermediate is missing",
+			values:   func(fx *fixture) []RawValue { return []RawValue{uc(fx.der("alice"))} },
+			policy:   func(fx *fixture) Policy { return Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}} },
+			rejected: []string{"userCertificate:alice:untrusted"},
+		},
+		{
+			name: "a SHA-1 signature has its own code",
+			values: func(fx *fixture) []RawValue {
+				return []RawValue{uc(fx.der("sha1Leaf")), smime(fx.degenerate("sha1Leaf", "inter"))}
+			},
+			policy:   func(fx *fixture) Policy { return Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}} },
+			rejected: []string{"userCertificate:sha1Leaf:sha1-signature", "userSMIMECertificate:sha1Leaf:sha1-signature"},
+			reasons: map[string][]string{"userCertificate:sha1Leaf": {
+				"its chain to a trusted issuing CA holds a SHA-1 signature (ECDSA-SHA1, on CN=sha1Leaf", "by CN=Issuing", "re-issue with SHA-256"}},
+		},
+		{
+			name:     "a SHA-1 leaf of a stranger is untrusted",
+			values:   func(fx *fixture) []RawValue { return []RawValue{uc(fx.der("sha1Leaf"))} },
+			policy:   func(fx *fixture) Policy { return Policy{IssuingCAs: []*x509.Certificate{fx.foreign.Cert}} },
+			rejected: []string{"userCertificate:sha1Leaf:untrusted"},
+		},
+		{
+			name: "an unparseable certificate of a bag is reported alone",
+			values: func(fx *fixture) []RawValue {
+				return []RawValue{smime(fx.blob("bag", bagOf(true, fx.der("alice"), fx.blob("broken", unparseableCert()), fx.der("inter"))))}
+			},
+			policy:   trustAll,
+			accepted: []string{"alice:userSMIMECertificate"},
+			rejected: []string{"userSMIMECertificate:broken:malformed"},
+			reasons:  map[string][]string{"userSMIMECertificate:broken": {"certificate 2 of the PKCS#7 does not parse (its siblings are judged on their own): x509: "}},
 		},
 		{
 			name:     "expired and not yet valid rejected with SkipExpired",
@@ -378,5 +424,60 @@ func TestParseExtKeyUsage(t *testing.T) {
 	}
 	if got := ExtKeyUsageName(x509.ExtKeyUsage(999)); got != "ExtKeyUsage(999)" {
 		t.Errorf("ExtKeyUsageName(999) = %q", got)
+	}
+}
+
+// Values are published verbatim only when every end-entity certificate of
+// them passed; the others are withheld with the failing certificates named.
+func TestEvaluateValues(t *testing.T) {
+	fx := newFixture(t)
+	trustRoot := Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert}}
+	good := fx.blob("goodBag", fx.ber(fx.outlook("alice", "inter", "root")))
+	mixed := fx.blob("mixedBag", fx.degenerate("bob", "foreignLeaf", "inter"))
+	broken := fx.blob("brokenBag", bagOf(true, fx.der("alice"), unparseableCert(), fx.der("inter")))
+	tests := []struct {
+		name     string
+		values   []RawValue
+		policy   Policy
+		want     []string // "attr:name" of Values, in order
+		withheld []string // "attr:name" of Withheld
+		reasons  []string // substrings of the first Withheld's Reason
+	}{
+		{name: "an Outlook bag whole", values: []RawValue{smime(good)}, policy: trustRoot, want: []string{"userSMIMECertificate:goodBag"}},
+		{name: "DER stays DER, newest first", values: []RawValue{uc(fx.der("bob")), smime(good)}, policy: trustRoot,
+			want: []string{"userSMIMECertificate:goodBag", "userCertificate:bob"}},
+		{name: "a bag with a failing leaf is withheld", values: []RawValue{smime(mixed)}, policy: trustRoot,
+			withheld: []string{"userSMIMECertificate:mixedBag"}, reasons: []string{"not published as it is, because of CN=foreignLeaf", ": untrusted"}},
+		{name: "a bag with an unparseable certificate is withheld", values: []RawValue{smime(broken)}, policy: trustRoot,
+			withheld: []string{"userSMIMECertificate:brokenBag"}, reasons: []string{"certificate 2 does not parse"}},
+		{name: "the same value twice counts once", values: []RawValue{smime(good), smime(good)}, policy: trustRoot,
+			want: []string{"userSMIMECertificate:goodBag"}},
+		{name: "a bag beyond the limit is withheld", values: []RawValue{uc(fx.der("alice")), smime(fx.blob("bobBag", fx.degenerate("bob")))},
+			policy: Policy{IssuingCAs: []*x509.Certificate{fx.root.Cert, fx.inter.Cert}, MaxCertificates: 1}, want: []string{"userCertificate:alice"},
+			withheld: []string{"userSMIMECertificate:bobBag"}, reasons: []string{"CN=bob", "over-limit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := Evaluate(tt.values, tt.policy, fx.now)
+			var got, withheld []string
+			for _, v := range ev.Values {
+				got = append(got, v.Attribute+":"+fx.name(v.SHA256))
+				if v.SHA256 != sha256Hex(v.Data) || len(v.Certificates) == 0 {
+					t.Errorf("value %s: SHA256 or certificates wrong", fx.name(v.SHA256))
+				}
+				if !slices.ContainsFunc(tt.values, func(r RawValue) bool { return string(r.Data) == string(v.Data) }) {
+					t.Errorf("value %s is not byte-identical to a directory value", fx.name(v.SHA256))
+				}
+			}
+			for _, w := range ev.Withheld {
+				withheld = append(withheld, w.Attribute+":"+fx.name(w.SHA256))
+			}
+			if !slices.Equal(got, tt.want) || !slices.Equal(withheld, tt.withheld) {
+				t.Fatalf("values %q withheld %q, want %q and %q", got, withheld, tt.want, tt.withheld)
+			}
+			if len(tt.reasons) > 0 {
+				assertInOrder(t, ev.Withheld[0].Reason, tt.reasons)
+			}
+		})
 	}
 }

@@ -71,6 +71,7 @@ func newFixture(t testing.TB) *fixture {
 		{"noEKU", inter, pkitest.LeafOptions{NotBefore: at(-32 * time.Minute), NoEKU: true}},
 		{"serverOnly", inter, pkitest.LeafOptions{NotBefore: at(-33 * time.Minute), EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}},
 		{"anyEKU", inter, pkitest.LeafOptions{NotBefore: at(-34 * time.Minute), EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}},
+		{"sha1Leaf", inter, pkitest.LeafOptions{NotBefore: at(-37 * time.Minute), SHA1: true}},
 		{"allWrong", foreign, pkitest.LeafOptions{NotBefore: at(-50 * time.Minute), NotAfter: at(-10 * time.Minute), NoSKI: true, NoEKU: true}},
 	} {
 		l.o.CommonName = l.name
@@ -127,6 +128,15 @@ func (fx *fixture) outlook(leaf string, chain ...string) []byte {
 		fx.t.Fatal(err)
 	}
 	return p7
+}
+
+// ber re-encodes a PKCS#7 with indefinite lengths, as Outlook writes.
+func (fx *fixture) ber(der []byte) []byte {
+	b, err := pkitest.ToBER(der)
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	return b
 }
 
 // name of a certificate or registered blob by its SHA-256.

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"crypto/x509"
 	"slices"
 	"testing"
@@ -20,7 +21,39 @@ func fuzzSeeds(fx *fixture) [][]byte {
 		{},
 		[]byte("garbage bytes"),
 		fx.der("alice")[:200],
+		// Real-world shapes: BER indefinite lengths, the root first and the
+		// leaf in the middle, two leaves, one unparseable certificate, an
+		// attribute certificate, hostile nesting.
+		bagOf(true, fx.der("root"), fx.der("alice"), fx.der("inter")),
+		fx.ber(fx.outlook("alice", "inter", "root")),
+		bagOf(false, fx.der("bob"), fx.der("alice")),
+		bagOf(true, fx.der("alice"), unparseableCert(), fx.der("inter")),
+		bagOf(false, tlv(0xa1, false), fx.der("sha1Leaf")),
+		tlv(tagSequence, true, []byte{tagOID, 1, 1}, tlv(tagContext0, true, nested(40))),
 	}
+}
+
+// FuzzParseBag: the bag walk never panics, returns certificates that are
+// slices of its input, and never more than its bound. Minimizing the
+// large certificate seeds stalls short runs: pass -fuzzminimizetime=100x.
+func FuzzParseBag(f *testing.F) {
+	for _, s := range fuzzSeeds(newFixture(f)) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := parseBag(data)
+		if err != nil && certs != nil {
+			t.Fatalf("parseBag returned %d certificates with error %v", len(certs), err)
+		}
+		if len(certs) > maxBagCertificates {
+			t.Fatalf("%d certificates, bound %d", len(certs), maxBagCertificates)
+		}
+		for i, c := range certs {
+			if (c.Cert == nil) == (c.Err == nil) || !bytes.Contains(data, c.Raw) {
+				t.Fatalf("certificate %d: cert %v, err %v, raw not from the input", i, c.Cert != nil, c.Err)
+			}
+		}
+	})
 }
 
 func FuzzDecode(f *testing.F) {
@@ -103,14 +136,19 @@ func FuzzEvaluate(f *testing.F) {
 		}
 		// Every value ends up accepted or rejected.
 		for _, v := range values {
-			certs, err := Decode(v.Data)
+			d, err := decodeValue(v.Data)
 			if err != nil {
 				if rejected[rejectionKey{sha256Hex(v.Data), v.Attribute}] != RejectMalformed {
 					t.Errorf("undecodable %s value not rejected as malformed", v.Attribute)
 				}
 				continue
 			}
-			for _, c := range certs {
+			for _, b := range d.broken {
+				if rejected[rejectionKey{sha256Hex(b.raw), v.Attribute}] != RejectMalformed {
+					t.Errorf("unparseable certificate %d of a %s bag not rejected as malformed", b.index, v.Attribute)
+				}
+			}
+			for _, c := range d.endEntity {
 				sum := sha256Hex(c.Raw)
 				if attrs, ok := accepted[sum]; ok {
 					if !slices.Contains(attrs, v.Attribute) {
@@ -120,6 +158,18 @@ func FuzzEvaluate(f *testing.F) {
 				}
 				if _, ok := rejected[rejectionKey{sum, v.Attribute}]; !ok {
 					t.Errorf("certificate %s from %s neither accepted nor rejected", sum, v.Attribute)
+				}
+			}
+		}
+		// A value published verbatim is an input, whole, all of whose
+		// certificates were accepted.
+		for _, v := range ev.Values {
+			if !slices.ContainsFunc(values, func(r RawValue) bool { return r.Attribute == v.Attribute && bytes.Equal(r.Data, v.Data) }) {
+				t.Errorf("value %s is not a directory value", v.SHA256)
+			}
+			for _, c := range v.Certificates {
+				if _, ok := accepted[c]; !ok {
+					t.Errorf("value %s carries certificate %s, which was not accepted", v.SHA256, c)
 				}
 			}
 		}

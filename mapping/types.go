@@ -131,6 +131,10 @@ type Rejection struct {
 type Evaluation struct {
 	Accepted []Certificate // newest NotBefore first; ties by SHA256
 	Rejected []Rejection   // in value order
+	// Values are the directory values whose every end-entity certificate
+	// is in Accepted, as read (newest first); Withheld the others.
+	Values   []Value
+	Withheld []Withheld
 }
 
 // Binding kinds for Entra ID certificateUserIds.

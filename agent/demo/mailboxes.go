@@ -58,7 +58,7 @@ func checkMailboxes(exo *exotest.Server, want map[string]mailbox) error {
 			got, want [][]byte
 		}{{"UserCertificate", m.UserCertificate, w.userCert}, {"UserSMimeCertificate", m.UserSMimeCertificate, w.smime}} {
 			if !sameDERSet(a.got, a.want) {
-				errs = append(errs, fmt.Errorf("mailbox %s: %s holds %d values, not the %d the demo expects", m.UserPrincipalName, a.name, len(a.got), len(a.want)))
+				errs = append(errs, fmt.Errorf("mailbox %s: %s holds %d values, not the %d the demo expects byte for byte", m.UserPrincipalName, a.name, len(a.got), len(a.want)))
 			}
 		}
 	}

@@ -46,8 +46,9 @@ type user struct {
 	// Exchange Online: every cloud user has a mailbox unless noMailbox.
 	noMailbox bool
 	boxCerts  [][]byte // UserCertificate values already there, as Entra Connect left them
-	// wantCert and wantSMime are the DER certificates the mailbox must hold
-	// after the sync (boxCerts are not added to them: say them again).
+	// wantCert and wantSMime are the values the mailbox must hold after the
+	// sync, byte for byte: DER certificates, or the PKCS#7 blob whole
+	// (boxCerts are not added to them: say them again).
 	wantCert, wantSMime [][]byte
 	boxNote             string // shown beside the mailbox after the sync
 }
@@ -136,8 +137,8 @@ func listUsers(w *world, now time.Time) ([]user, error) {
 		return pkitest.LeafOptions{CommonName: name, Email: name + "@contoso.com"}
 	}
 	// outlook is what Outlook publishes in userSMIMECertificate: a signed
-	// PKCS#7 carrying the user's certificate; it returns the blob and the
-	// certificate's DER.
+	// PKCS#7 carrying the user's certificate and its issuing CA, with BER
+	// indefinite lengths; it returns the blob and the certificate's DER.
 	outlook := func(name string) ([]byte, []byte) {
 		c, key, err := w.issuing.Issue(issued(name))
 		if err != nil {
@@ -147,6 +148,9 @@ func listUsers(w *world, now time.Time) ([]user, error) {
 			return nil, nil
 		}
 		p7, err := pkitest.SignedPKCS7(c, key, w.issuing.Cert)
+		if err == nil {
+			p7, err = pkitest.ToBER(p7)
+		}
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -169,8 +173,8 @@ func listUsers(w *world, now time.Time) ([]user, error) {
 		o.NotBefore = now.AddDate(0, 0, -30+i)
 		many = append(many, leaf(w.issuing, o))
 	}
-	carolP7, carolCert := outlook("carol")
-	quinnP7, quinnSMime := outlook("quinn")
+	carolP7, _ := outlook("carol")
+	quinnP7, _ := outlook("quinn")
 	y1, _, err := w.issuing.Issue(issued("yvonne"))
 	if err != nil {
 		return nil, err
@@ -201,9 +205,9 @@ func listUsers(w *world, now time.Time) ([]user, error) {
 	users := []user{
 		{name: "alice", certs: alice, inCloud: true, wantCert: alice, comment: "one valid certificate"},
 		{name: "bob", certs: bob, inCloud: true, wantCert: bob, comment: "two valid certificates"},
-		{name: "carol", smime: [][]byte{carolP7}, inCloud: true, wantSMime: [][]byte{carolCert},
-			comment: "Outlook-style PKCS#7 S/MIME blob: its certificate lands in exchange.UserSMimeCertificate",
-			boxNote: "Outlook's PKCS#7 from userSMIMECertificate, unpacked to its certificate"},
+		{name: "carol", smime: [][]byte{carolP7}, inCloud: true, wantSMime: [][]byte{carolP7},
+			comment: "Outlook-style PKCS#7 S/MIME blob (BER, with its issuing CA): lands whole on exchange.UserSMimeCertificate",
+			boxNote: "Outlook's PKCS#7 from userSMIMECertificate, byte for byte, as Outlook reads it back"},
 		{name: "dave", certs: [][]byte{leaf(w.issuing, expired)}, inCloud: true, comment: "expired"},
 		{name: "erin", certs: [][]byte{leaf(w.issuing, noSKI)}, inCloud: true, comment: "no Subject Key Identifier"},
 		{name: "frank", certs: [][]byte{leaf(w.foreign, issued("frank"))}, inCloud: true, comment: "issued by a foreign CA"},
@@ -223,14 +227,14 @@ func listUsers(w *world, now time.Time) ([]user, error) {
 		{name: "olivia", certs: [][]byte{olivia}, smime: [][]byte{olivia}, inCloud: true, wantCert: [][]byte{olivia}, wantSMime: [][]byte{olivia},
 			comment: "same certificate in both attributes: one binding, on both mailbox attributes"},
 		{name: "peggy", certs: peggy, inCloud: true, cloudIDs: []string{"X509:<PN>peggy@contoso.com"}, wantCert: peggy, comment: "a value an admin added by hand"},
-		{name: "quinn", certs: quinn, smime: [][]byte{quinnP7}, inCloud: true, wantCert: quinn, wantSMime: [][]byte{quinnSMime},
+		{name: "quinn", certs: quinn, smime: [][]byte{quinnP7}, inCloud: true, wantCert: quinn, wantSMime: [][]byte{quinnP7},
 			comment: "a certificate in each attribute: one on each mailbox attribute"},
 		{name: "rupert", inCloud: true, comment: "no certificates"},
 		{name: "sybil", certs: sybil, inCloud: true, wantCert: sybil},
 		{name: "trent", certs: trent, inCloud: true, noMailbox: true, comment: "an Entra ID user without a mailbox: Graph only"},
 		{name: "victor", certs: [][]byte{victor[0], leaf(w.issuing, victorOld)}, inCloud: true, wantCert: victor, comment: "one valid, one expired"},
 		{name: "walter", certs: [][]byte{w.issuing.Cert.Raw}, inCloud: true, comment: "a CA certificate as value"},
-		{name: "yvonne", smime: [][]byte{yP7}, inCloud: true, wantSMime: [][]byte{y1.Raw, y2.Raw}, comment: "PKCS#7 with two certificates: both on exchange.UserSMimeCertificate"},
+		{name: "yvonne", smime: [][]byte{yP7}, inCloud: true, wantSMime: [][]byte{yP7}, comment: "PKCS#7 with two certificates: two bindings, the blob whole on exchange.UserSMimeCertificate"},
 	}
 	if firstErr != nil {
 		return nil, firstErr

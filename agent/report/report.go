@@ -84,7 +84,26 @@ type User struct {
 	Problem    string     `json:"problem,omitempty"`
 	Accepted   []Cert     `json:"accepted"`
 	Rejected   []Rejected `json:"rejected"`
-	Targets    []Target   `json:"targets"`
+	// Values are the directory values published as they are (Exchange),
+	// Withheld those that are not because a certificate in them failed.
+	Values   []Value    `json:"values"`
+	Withheld []Withheld `json:"withheld"`
+	Targets  []Target   `json:"targets"`
+}
+
+// Value is a directory value published byte for byte: a target value is
+// its base64, its sha256 this one's.
+type Value struct {
+	Attribute    string   `json:"attribute"`
+	SHA256       string   `json:"sha256"`
+	Form         string   `json:"form"` // "pkcs7" or "der"
+	Certificates []string `json:"certificates"`
+}
+
+type Withheld struct {
+	Attribute string `json:"attribute"`
+	SHA256    string `json:"sha256"`
+	Reason    string `json:"reason"`
 }
 
 type Cert struct {
@@ -167,7 +186,17 @@ func toHead(p *agent.Plan, dryRun bool, passErr error) Head {
 func toUser(u *agent.UserPlan) User {
 	guid, _ := ldapsrc.GUIDString(u.Anchor)
 	ju := User{Anchor: u.Anchor, AnchorGUID: guid, Source: u.Source, DN: u.DN, Name: u.Name, Departed: u.Departed, OutOfScope: u.OutOfScope,
-		Problem: u.Problem, Accepted: []Cert{}, Rejected: []Rejected{}, Targets: []Target{}}
+		Problem: u.Problem, Accepted: []Cert{}, Rejected: []Rejected{}, Values: []Value{}, Withheld: []Withheld{}, Targets: []Target{}}
+	for _, v := range u.Values {
+		form := "der"
+		if v.PKCS7 {
+			form = "pkcs7"
+		}
+		ju.Values = append(ju.Values, Value{v.Attribute, v.SHA256, form, nonNil(v.Certificates)})
+	}
+	for _, w := range u.Withheld {
+		ju.Withheld = append(ju.Withheld, Withheld{w.Attribute, w.SHA256, w.Reason})
+	}
 	for _, c := range u.Accepted {
 		ju.Accepted = append(ju.Accepted, Cert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings})
 	}
@@ -309,6 +338,18 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps, several bool) {
 	}
 	for _, r := range u.Rejected {
 		writeRejected(w, r)
+	}
+	if steps {
+		for _, v := range u.Values {
+			form := "DER certificate"
+			if v.PKCS7 {
+				form = fmt.Sprintf("PKCS#7 of %s", plural(len(v.Certificates), "certificate"))
+			}
+			fmt.Fprintf(w, "  value:\t%s %s  sha256 %s: published as it is\n", v.Attribute, form, short(v.SHA256))
+		}
+	}
+	for _, wv := range u.Withheld {
+		fmt.Fprintf(w, "  withheld:\t%s value  sha256 %s: %s\n", wv.Attribute, short(wv.SHA256), wv.Reason)
 	}
 	for _, t := range u.Targets {
 		switch {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/certsync/certsync/mapping"
 )
 
 // maxBody bounds request bodies.
@@ -415,7 +417,10 @@ func decodeValues(name string, raw json.RawMessage) ([][]byte, response, bool) {
 			return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Value %d is not a base64 string: %v.", name, i+1, err), false
 		}
 		if _, err := x509.ParseCertificate(der); err != nil {
-			return nil, cmdletError(typeInvalidValue, "The value %d of property '%s' is not a valid X.509 certificate: %v.", i+1, name, err), false
+			// Outlook's userSMIMECertificate blobs (PKCS#7) travel whole.
+			if _, p7err := mapping.Decode(der); p7err != nil {
+				return nil, cmdletError(typeInvalidValue, "The value %d of property '%s' is neither an X.509 certificate (%v) nor a PKCS#7 of certificates (%v).", i+1, name, err, p7err), false
+			}
 		}
 		out = append(out, der)
 	}

@@ -213,7 +213,7 @@ func TestStrictness(t *testing.T) {
 		{"set unknown parameter", call{body: set(map[string]any{"EmailAddresses": []string{"smtp:x@y"}})}, 400, "ParameterBindingException"},
 		{"16 values", call{body: set(map[string]any{"UserCertificate": b64(e.certs...)})}, 400, "DataValidationException: The property 'UserCertificate' can hold at most 15 values; 16 were given"},
 		{"not base64", call{body: set(map[string]any{"UserSMimeCertificate": []string{"X509:<SKI>00"}})}, 400, "ParameterBindingException"},
-		{"base64 of a non-certificate", call{body: set(map[string]any{"UserSMimeCertificate": []string{base64.StdEncoding.EncodeToString([]byte("hello"))}})}, 400, "DataValidationException: The value 1 of property 'UserSMimeCertificate' is not a valid X.509 certificate"},
+		{"base64 of a non-certificate", call{body: set(map[string]any{"UserSMimeCertificate": []string{base64.StdEncoding.EncodeToString([]byte("hello"))}})}, 400, "DataValidationException: The value 1 of property 'UserSMimeCertificate' is neither an X.509 certificate"},
 		{"not an array", call{body: set(map[string]any{"UserCertificate": b64(e.certs[0])[0]})}, 400, "ParameterBindingException"},
 		{"synced mailbox", call{body: cmdlet("Set-Mailbox", map[string]any{"Identity": "synced@contoso.example", "UserCertificate": b64(e.certs[0])})}, 400,
 			"The operation on mailbox \"synced@contoso.example\" failed because it's out of the current user's write scope. The action 'Set-Mailbox', 'UserCertificate', can't be performed"},

@@ -53,12 +53,13 @@ type world struct {
 	cfg      string
 	slapd    *ldaptest.Slapd
 	graph    *graphtest.Server
+	root     *pkitest.CA
 	issuing  *pkitest.CA
 	foreign  *pkitest.CA
 	cloudIDs map[string]string   // uid → cloud user id
 	exo      *exotest.Server     // nil unless withExchange
 	ldapCert map[string][][]byte // uid → userCertificate values
-	smime    map[string][][]byte // uid → certificates in userSMIMECertificate
+	smime    map[string][][]byte // uid → userSMIMECertificate values (PKCS#7 blobs)
 	boxIDs   map[string]string   // uid → mailbox ExternalDirectoryObjectId
 }
 
@@ -114,6 +115,7 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.root = root
 	if w.issuing, err = root.NewIntermediate("E2E Issuing CA"); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 				t.Fatal(err)
 			}
 			lp.SMIMECertificates = append(lp.SMIMECertificates, blob)
-			w.smime[p.uid] = append(w.smime[p.uid], der)
+			w.smime[p.uid] = append(w.smime[p.uid], blob)
 		}
 		seed.Write(ldaptest.PersonLDIF("ou=people,dc=example,dc=test", lp))
 		seed.WriteString("\n")

@@ -93,6 +93,9 @@ type LeafOptions struct {
 	Serial *big.Int
 	// Extensions are added as they are (SIDExtension, ...).
 	Extensions []pkix.Extension
+	// SHA1 signs the certificate with SHA-1 (ECDSA-SHA1 or SHA1-RSA, as
+	// the CA's key is), as old CAs did.
+	SHA1 bool
 }
 
 // Issue signs a new end-entity certificate and returns it with its key.
@@ -147,6 +150,12 @@ func (ca *CA) Issue(o LeafOptions) (*x509.Certificate, crypto.Signer, error) {
 	} else {
 		// Go fills in an SKI for CA certificates only, but be explicit.
 		tmpl.SubjectKeyId = nil
+	}
+	if o.SHA1 {
+		tmpl.SignatureAlgorithm = x509.ECDSAWithSHA1
+		if _, ok := ca.Key.Public().(*rsa.PublicKey); ok {
+			tmpl.SignatureAlgorithm = x509.SHA1WithRSA
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
