@@ -133,7 +133,7 @@ func TestGuard(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &Agent{safety: Safety{MaxDeletes: tc.maxDeletes, MaxDeletePercent: tc.maxPct}}
-			g := a.guard(Stats{UsersRemoving: tc.removing, UsersInState: tc.inState})
+			g := a.guard(Stats{UsersRemoving: tc.removing, UsersInState: tc.inState}, nil)
 			if g.Tripped != tc.tripped || !strings.Contains(g.Reason, tc.reasonMentions) {
 				t.Fatalf("got %+v", g)
 			}

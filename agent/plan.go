@@ -316,7 +316,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		return ui.Anchor < uj.Anchor
 	})
 	p.count()
-	p.Guard = a.guard(p.Stats)
+	p.Guard = a.guard(p.Stats, pl.drops)
 	return p, nil
 }
 
@@ -532,7 +532,7 @@ func (p *Plan) count() {
 }
 
 // guard applies the deletion limit (DESIGN.md §3).
-func (a *Agent) guard(s Stats) Guard {
+func (a *Agent) guard(s Stats, drops []string) Guard {
 	g := Guard{UsersRemoving: s.UsersRemoving, UsersInState: s.UsersInState, MaxDeletes: a.safety.MaxDeletes, MaxDeletePercent: a.safety.MaxDeletePercent}
 	var why []string
 	if g.MaxDeletes > 0 && g.UsersRemoving > g.MaxDeletes {
@@ -542,6 +542,9 @@ func (a *Agent) guard(s Stats) Guard {
 	// directory one certificate rotation would otherwise stop every pass.
 	if limit := max(1, g.MaxDeletePercent*g.UsersInState/100); g.MaxDeletePercent > 0 && g.UsersRemoving > limit {
 		why = append(why, fmt.Sprintf("%d of %d users known to certsync would lose certificates, more than safety.maxDeletePercent (%d%%, %d users)", g.UsersRemoving, g.UsersInState, g.MaxDeletePercent, limit))
+	}
+	if g.UsersRemoving > 0 {
+		why = append(why, drops...)
 	}
 	if len(why) > 0 {
 		g.Tripped = true

@@ -26,6 +26,9 @@ type planner struct {
 	// user read from two directories is caught and a user that moved
 	// between directories is not taken as departed from the old one.
 	seen map[string]string
+	// drops are full reads where most published users lost every
+	// certificate at once (checkSight): they trip the deletion guard.
+	drops []string
 }
 
 // consider evaluates one user read from source and files it.
@@ -172,6 +175,7 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	}
 	var review time.Time
 	read := 0
+	var sight certSight
 	res, err := s.Source.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
 		if other, dup := pl.seen[u.Anchor]; dup {
 			if other == s.Name {
@@ -188,6 +192,9 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 		}
 		pl.seen[u.Anchor] = s.Name
 		read++
+		if err := sight.note(a.store, u); err != nil {
+			return err
+		}
 		r, err := pl.consider(s.Name, u, false)
 		review = earlier(review, r)
 		return err
@@ -200,6 +207,8 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 		// An incomplete read must never look like users without
 		// certificates: this directory's part of the plan is void.
 		rep.Err = fmt.Errorf("directory read incomplete after %d users, nothing will be changed for its users: %w", res.Entries, err)
+	default:
+		rep.Err = pl.checkSight(ctx, s, sight, res.Full)
 	}
 	if rep.Err != nil {
 		pl.dropSource(s.Name)

@@ -200,6 +200,19 @@ func (l *lazySource) CRLs(ctx context.Context, opts ldapsrc.CRLOptions) ([]ldaps
 	return c.CRLs(ctx, opts)
 }
 
+// CertificatesVisible asks the directory whether its account sees
+// certificate attributes; a source that cannot tell says yes.
+func (l *lazySource) CertificatesVisible(ctx context.Context) (bool, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	if p, ok := s.(CertificateProbe); ok {
+		return p.CertificatesVisible(ctx)
+	}
+	return true, nil
+}
+
 func (l *lazySource) Close() {
 	if c, ok := l.src.(interface{ Close() error }); ok {
 		_ = c.Close()
