@@ -285,6 +285,11 @@ func (c *Config) Validate() error {
 	if err := cl.CertificateUserIDs.Validate("cloud.certificateUserIds", cl.Match, "cloud.match"); err != nil {
 		return err
 	}
+	if cl.Exchange.Endpoint != "" {
+		if _, err := cl.Settings.CheckOverride("cloud.exchange.endpoint", cl.Exchange.Endpoint); err != nil {
+			return err
+		}
+	}
 	if err := cl.Exchange.Validate("cloud.exchange"); err != nil {
 		return err
 	}
