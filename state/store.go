@@ -82,6 +82,9 @@ func Open(path string, opts Options) (*Store, error) {
 		timeout = defaultLockTimeout
 	}
 
+	if err := checkDamage(path); err != nil {
+		return nil, err
+	}
 	if opts.ReadOnly {
 		// bbolt would report a bare "no such file"; say what it means here.
 		if _, err := os.Stat(path); err != nil {
