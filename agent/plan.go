@@ -128,6 +128,9 @@ type UserPlan struct {
 
 	record    state.Record
 	hasRecord bool
+	// reclaim is, per target attribute, what PlanOptions.Reclaim may take
+	// back as certsync's own (nil otherwise).
+	reclaim   [][]string
 	accepted  int      // certificates accepted, counted even when Accepted is not kept
 	matchKeys []string // per target: the value looked up ("" = none)
 }
@@ -258,6 +261,11 @@ type PlanOptions struct {
 	// the directory tracks changes and the last full read is recent
 	// enough; otherwise it reads everything and says why.
 	Incremental bool
+	// Reclaim, after a state file was lost: for users the state knows
+	// nothing about in a target, the cloud values certsync derives from
+	// certificates on their directory entry (accepted or not) are taken
+	// as its own (see reclaim.go). Implies Reconcile.
+	Reclaim bool
 }
 
 func (o PlanOptions) mode() string {
@@ -279,7 +287,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	p.Stats.UsersInState = n
-	pl := &planner{a: a, p: p, reconcile: o.Reconcile, seen: map[string]string{}}
+	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: map[string]string{}}
 
 	if p.Mode == ModeUser {
 		if err := pl.findUser(ctx, o.User); err != nil {
@@ -325,7 +333,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
-func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, time.Time, error) {
+func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
 	ev := mapping.Evaluate(u.Values, a.policy, now)
 	review := nextReview(ev, now)
 	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, accepted: len(ev.Accepted)}
@@ -341,6 +349,13 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 		a.log.Info("user now read from another directory", zap.String("user", up.Name), zap.String("from", rec.Source), zap.String("to", source))
 	}
 	candidate := always || rec.Problem != "" || moved
+	if reclaim {
+		up.reclaim = a.reclaimable(u.Values, func(attr string) bool {
+			tr := rec.Targets[attr]
+			return len(tr.Values) > 0 || tr.CloudID != ""
+		})
+		candidate = candidate || slices.ContainsFunc(up.reclaim, func(v []string) bool { return len(v) > 0 })
+	}
 	for _, at := range a.attrs {
 		var desired []string
 		if !outOfScope {
@@ -460,7 +475,7 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 	default:
 		problem, retry = "the service did not answer for this user", true
 	}
-	for _, tp := range up.Targets {
+	for i, tp := range up.Targets {
 		if tp.target != ti {
 			continue
 		}
@@ -482,6 +497,14 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 		// A write that may or may not have landed before a crash: what of
 		// it the cloud holds is ours.
 		published = union(published, intersect(tr.Pending, current))
+		if up.reclaim != nil {
+			for _, v := range intersect(up.reclaim[i], current) {
+				if !slices.Contains(published, v) {
+					tp.Adopted = append(tp.Adopted, v)
+					published = append(published, v)
+				}
+			}
+		}
 		if tp.adopt {
 			for _, v := range current {
 				if !slices.Contains(published, v) {

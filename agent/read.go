@@ -20,6 +20,7 @@ type planner struct {
 	a          *Agent
 	p          *Plan
 	reconcile  bool
+	reclaim    bool        // PlanOptions.Reclaim
 	candidates []*UserPlan // to look up in the cloud
 	reportOnly []*UserPlan
 	// seen maps every anchor read in this pass to its source, so that a
@@ -33,7 +34,7 @@ type planner struct {
 
 // consider evaluates one user read from source and files it.
 func (pl *planner) consider(source string, u mapping.SourceUser, outOfScope bool) (time.Time, error) {
-	up, candidate, review, err := pl.a.evaluate(source, u, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile)
+	up, candidate, review, err := pl.a.evaluate(source, u, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -121,7 +121,7 @@ func checkDamage(path string) error {
 }
 
 func damaged(path, why string) error {
-	return fmt.Errorf("state: %s is damaged: %s. certsync will not start over on it (it would forget which cloud values it published). Restore the copy of the last good pass (cp %s %s), or move the file aside and run `certsync sync --reclaim` once: %w",
+	return fmt.Errorf("state: %s is damaged: %s. certsync will not start over on it (it would forget which cloud values it published). Restore the copy of the last good pass (cp %s %s); only when no good copy is left, move both aside and run `certsync sync --reclaim` once: %w",
 		path, why, path+BackupSuffix, path, ErrDamaged)
 }
 
