@@ -281,7 +281,10 @@ func (o PlanOptions) mode() string {
 // whose Err is set covers only the directories that could be read.
 func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	p := &Plan{Mode: o.mode(), Started: a.now(), tracking: map[string]*tracking{}}
-	crls := a.revocation(ctx, p.Started)
+	crls, err := a.revocation(ctx, p.Started)
+	if err != nil {
+		return nil, err
+	}
 	n, err := a.store.Count()
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
