@@ -219,10 +219,16 @@ func (l *lazySource) Close() {
 	}
 }
 
-// openStore opens the state file; a dry run opens it read-only, and with
-// no file yet it plans against an empty state rather than create one.
+// openStore opens the state file; a dry run reads a snapshot of it (so it
+// never holds the file's lock while it waits on the directory and the
+// cloud, which would fail the agent's passes), and with no file yet it
+// plans against an empty state rather than create one.
 func openStore(path string, dryRun bool) (Store, func(), error) {
-	st, err := state.Open(path, state.Options{ReadOnly: dryRun})
+	open := state.Open
+	if dryRun {
+		open = state.OpenSnapshot
+	}
+	st, err := open(path, state.Options{ReadOnly: dryRun})
 	switch {
 	case dryRun && errors.Is(err, fs.ErrNotExist):
 		return emptyStore{}, func() {}, nil

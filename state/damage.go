@@ -154,3 +154,43 @@ func (s *Store) Backup() error {
 	}
 	return nil
 }
+
+// OpenSnapshot opens a read-only copy of the state file as it is now:
+// the file's lock is held only while it is copied (milliseconds), so a
+// long reader (a dry run waiting on the cloud) never holds up the
+// agent's passes. The copy lives in a private temporary file, removed by
+// Close. A missing file is reported like a read-only Open's.
+func OpenSnapshot(path string, opts Options) (*Store, error) {
+	opts.ReadOnly = true
+	s, err := Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp("", "certsync-state-snapshot-*.db")
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("state: snapshot of %s: %w", path, err)
+	}
+	name := tmp.Name()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(tmp)
+		return err
+	})
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(name)
+		return nil, fmt.Errorf("state: snapshot of %s: %w", path, err)
+	}
+	snap, err := Open(name, opts)
+	if err != nil {
+		_ = os.Remove(name)
+		return nil, fmt.Errorf("state: snapshot of %s: %w", path, err)
+	}
+	snap.removeOnClose = true
+	return snap, nil
+}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // storeWith writes a state file holding n records and returns its path.
@@ -127,5 +129,39 @@ func TestBackupIsAWholeCopy(t *testing.T) {
 	}
 	if _, err := os.Stat(path + BackupSuffix + ".tmp"); err == nil {
 		t.Fatal("the temporary copy was left behind")
+	}
+}
+
+// A reader of a snapshot (a dry run) holds no lock on the state file:
+// the agent's pass opens it for writing meanwhile, and the snapshot's
+// copy goes away with it.
+func TestSnapshotHoldsNoLock(t *testing.T) {
+	path := storeWith(t, 10)
+	snap, err := OpenSnapshot(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(path, Options{Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("a writer while a snapshot is open: %v", err)
+	}
+	if err := w.Update([]Record{{Anchor: "new"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := snap.Count(); err != nil || n != 10 {
+		t.Fatalf("snapshot: %d records (%v), want the 10 of when it was taken", n, err)
+	}
+	copyPath := snap.Path()
+	if err := snap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(copyPath); err == nil {
+		t.Fatalf("snapshot copy %s left behind", copyPath)
+	}
+	if _, err := OpenSnapshot(filepath.Join(t.TempDir(), "none.db"), Options{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("snapshot of a missing file: %v, want fs.ErrNotExist", err)
 	}
 }
