@@ -31,8 +31,9 @@ type Store interface {
 }
 
 var (
-	_ Source = (*ldapsrc.Source)(nil)
-	_ Store  = (*state.Store)(nil)
+	_ Source           = (*ldapsrc.Source)(nil)
+	_ Store            = (*state.Store)(nil)
+	_ CertificateProbe = (*ldapsrc.Source)(nil)
 )
 
 // NamedSource is one directory of the agent. Its name keys the state

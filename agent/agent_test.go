@@ -87,6 +87,10 @@ type fixture struct {
 	adopt  bool             // the target adopts existing values
 	// more are further directories read after src ("test"), in order.
 	more []NamedSource
+	// policy, when set, tunes the policy of the next agent.
+	policy func(*mapping.Policy)
+	// source, when set, stands for src as directory "test".
+	source Source
 }
 
 func newFixture(t *testing.T, cloudUsers ...graphtest.User) *fixture {
@@ -132,9 +136,17 @@ func (f *fixture) agent() *Agent {
 	if f.adopt {
 		target = adopting{graph}
 	}
+	policy := mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15}
+	if f.policy != nil {
+		f.policy(&policy)
+	}
+	var src Source = f.src
+	if f.source != nil {
+		src = f.source
+	}
 	a, err := New(Options{
-		Sources: append([]NamedSource{{Name: "test", Source: f.src}}, f.more...), Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
-		Policy:  mapping.Policy{IssuingCAs: []*x509.Certificate{f.ca.Cert}, MaxCertificates: 15},
+		Sources: append([]NamedSource{{Name: "test", Source: src}}, f.more...), Store: f.store, Log: zaptest.NewLogger(f.t), Safety: f.safety, Tracking: f.track, Now: f.now,
+		Policy:  policy,
 		Targets: []Target{target},
 	})
 	if err != nil {

@@ -104,6 +104,12 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
+	if b, ok := a.store.(interface{ Backup() error }); ok {
+		// The copy a lost or damaged state file is restored from.
+		if err := b.Backup(); err != nil {
+			a.log.Warn("state backup failed; the state file itself is committed", zap.Error(err))
+		}
+	}
 	p.count()
 	result, msg := "ok", ""
 	switch {

@@ -85,7 +85,7 @@ type Stats struct {
 	LDAPOperations int // requests sent to the directories
 	UsersInState   int // before the pass
 	UsersChanged   int // with at least one write planned (or done)
-	UsersRemoving  int // losing at least one value (the guard counts these)
+	UsersRemoving  int // left with fewer values in a target (the guard counts these; renewals are not)
 	UsersUnmatched int // no account in a target's service
 	// UsersSkipped: a target's service will not take values from certsync
 	// for them (still synced by Entra Connect), or they wait for another
@@ -107,6 +107,7 @@ type Guard struct {
 	Reason           string
 	UsersRemoving    int
 	UsersInState     int
+	UsersPublished   int // users whose records hold values: the percent limit's base
 	MaxDeletes       int
 	MaxDeletePercent int
 }
@@ -137,6 +138,9 @@ type UserPlan struct {
 
 	record    state.Record
 	hasRecord bool
+	// reclaim is, per target attribute, what PlanOptions.Reclaim may take
+	// back as certsync's own (nil otherwise).
+	reclaim   [][]string
 	accepted  int      // certificates accepted, counted even when Accepted is not kept
 	expiring  int      // of those, expiring within ExpiringWithin
 	matchKeys []string // per target: the value looked up ("" = none)
@@ -279,6 +283,11 @@ type PlanOptions struct {
 	// the directory tracks changes and the last full read is recent
 	// enough; otherwise it reads everything and says why.
 	Incremental bool
+	// Reclaim, after a state file was lost: for users the state knows
+	// nothing about in a target, the cloud values certsync derives from
+	// certificates on their directory entry (accepted or not) are taken
+	// as its own (see reclaim.go). Implies Reconcile.
+	Reclaim bool
 }
 
 func (o PlanOptions) mode() string {
@@ -294,13 +303,16 @@ func (o PlanOptions) mode() string {
 // whose Err is set covers only the directories that could be read.
 func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	p := &Plan{Mode: o.mode(), Started: a.now(), tracking: map[string]*tracking{}}
-	crls := a.revocation(ctx, p.Started)
+	crls, err := a.revocation(ctx, p.Started)
+	if err != nil {
+		return nil, err
+	}
 	n, err := a.store.Count()
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	p.Stats.UsersInState = n
-	pl := &planner{a: a, p: p, reconcile: o.Reconcile, seen: map[string]string{}}
+	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: map[string]string{}}
 
 	if p.Mode == ModeUser {
 		if err := pl.findUser(ctx, o.User); err != nil {
@@ -338,7 +350,13 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		return ui.Anchor < uj.Anchor
 	})
 	p.count()
-	p.Guard = a.guard(p.Stats)
+	published := p.Stats.UsersInState
+	if p.Stats.UsersRemoving > 0 {
+		if published, err = a.publishedUsers(); err != nil {
+			return nil, err
+		}
+	}
+	p.Guard = a.guard(p.Stats, published, pl.drops)
 	return p, nil
 }
 
@@ -347,7 +365,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
-func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile bool) (*UserPlan, bool, time.Time, error) {
+func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
 	// A certificate whose SID extension names another account is no
 	// user's here (mapping/sid.go).
 	pol := a.policy
@@ -367,6 +385,13 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 		a.log.Info("user now read from another directory", zap.String("user", up.Name), zap.String("from", rec.Source), zap.String("to", source))
 	}
 	candidate := always || rec.Problem != "" || moved
+	if reclaim {
+		up.reclaim = a.reclaimable(source, u.Values, func(attr string) bool {
+			tr := rec.Targets[attr]
+			return len(tr.Values) > 0 || tr.CloudID != ""
+		})
+		candidate = candidate || slices.ContainsFunc(up.reclaim, func(v []string) bool { return len(v) > 0 })
+	}
 	for _, at := range a.attrs {
 		var desired []string
 		if !outOfScope {
@@ -506,7 +531,7 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 	default:
 		problem, retry = "the service did not answer for this user", true
 	}
-	for _, tp := range up.Targets {
+	for i, tp := range up.Targets {
 		if tp.target != ti {
 			continue
 		}
@@ -528,6 +553,14 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 		// A write that may or may not have landed before a crash: what of
 		// it the cloud holds is ours.
 		published = union(published, intersect(tr.Pending, current))
+		if up.reclaim != nil {
+			for _, v := range intersect(up.reclaim[i], current) {
+				if !slices.Contains(published, v) {
+					tp.Adopted = append(tp.Adopted, v)
+					published = append(published, v)
+				}
+			}
+		}
 		if tp.adopt {
 			for _, v := range current {
 				if !slices.Contains(published, v) {
@@ -560,7 +593,9 @@ func (p *Plan) count() {
 			}
 			s.ValuesAdded += len(t.Change.Add)
 			s.ValuesRemoved += len(t.Change.Remove)
-			removing = removing || len(t.Change.Remove) > 0
+			// A renewal (one value out, its successor in) is no loss: the
+			// guard counts users left with fewer values.
+			removing = removing || len(t.Change.Remove) > len(t.Change.Add)
 		}
 		if u.Changed() {
 			s.UsersChanged++
@@ -581,22 +616,43 @@ func (p *Plan) count() {
 }
 
 // guard applies the deletion limit (DESIGN.md §3).
-func (a *Agent) guard(s Stats) Guard {
-	g := Guard{UsersRemoving: s.UsersRemoving, UsersInState: s.UsersInState, MaxDeletes: a.safety.MaxDeletes, MaxDeletePercent: a.safety.MaxDeletePercent}
+// The percent limit is of the users certsync publishes values for, not of
+// every record: records of users without values (kept values only, a
+// problem remembered) would inflate it.
+func (a *Agent) guard(s Stats, published int, drops []string) Guard {
+	g := Guard{UsersRemoving: s.UsersRemoving, UsersInState: s.UsersInState, UsersPublished: published, MaxDeletes: a.safety.MaxDeletes, MaxDeletePercent: a.safety.MaxDeletePercent}
 	var why []string
 	if g.MaxDeletes > 0 && g.UsersRemoving > g.MaxDeletes {
 		why = append(why, fmt.Sprintf("%d users would lose certificates, more than safety.maxDeletes (%d)", g.UsersRemoving, g.MaxDeletes))
 	}
 	// The percent limit never forbids touching a single user: in a small
 	// directory one certificate rotation would otherwise stop every pass.
-	if limit := max(1, g.MaxDeletePercent*g.UsersInState/100); g.MaxDeletePercent > 0 && g.UsersRemoving > limit {
-		why = append(why, fmt.Sprintf("%d of %d users known to certsync would lose certificates, more than safety.maxDeletePercent (%d%%, %d users)", g.UsersRemoving, g.UsersInState, g.MaxDeletePercent, limit))
+	if limit := max(1, g.MaxDeletePercent*g.UsersPublished/100); g.MaxDeletePercent > 0 && g.UsersRemoving > limit {
+		why = append(why, fmt.Sprintf("%d of the %d users certsync publishes for would lose certificates, more than safety.maxDeletePercent (%d%%, %d users)", g.UsersRemoving, g.UsersPublished, g.MaxDeletePercent, limit))
+	}
+	if g.UsersRemoving > 0 {
+		why = append(why, drops...)
 	}
 	if len(why) > 0 {
 		g.Tripped = true
 		g.Reason = strings.Join(why, "; ")
 	}
 	return g
+}
+
+// publishedUsers counts the records that hold values certsync published.
+func (a *Agent) publishedUsers() (int, error) {
+	n := 0
+	err := a.store.ForEach(func(rec state.Record) error {
+		if holdsValues(rec) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("agent: reading state: %w", err)
+	}
+	return n, nil
 }
 
 func certInfo(c mapping.Certificate) CertInfo {

@@ -20,17 +20,21 @@ type planner struct {
 	a          *Agent
 	p          *Plan
 	reconcile  bool
+	reclaim    bool        // PlanOptions.Reclaim
 	candidates []*UserPlan // to look up in the cloud
 	reportOnly []*UserPlan
 	// seen maps every anchor read in this pass to its source, so that a
 	// user read from two directories is caught and a user that moved
 	// between directories is not taken as departed from the old one.
 	seen map[string]string
+	// drops are full reads where most published users lost every
+	// certificate at once (checkSight): they trip the deletion guard.
+	drops []string
 }
 
 // consider evaluates one user read from source and files it.
 func (pl *planner) consider(source string, u mapping.SourceUser, outOfScope bool) (time.Time, error) {
-	up, candidate, review, err := pl.a.evaluate(source, u, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile)
+	up, candidate, review, err := pl.a.evaluate(source, u, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -176,6 +180,7 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	var review time.Time
 	var stateErr error
 	read := 0
+	var sight certSight
 	res, err := s.Source.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
 		if other, dup := pl.seen[u.Anchor]; dup {
 			if other == s.Name {
@@ -192,6 +197,9 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 		}
 		pl.seen[u.Anchor] = s.Name
 		read++
+		if err := sight.note(a.store, u); err != nil {
+			return err
+		}
 		r, err := pl.consider(s.Name, u, false)
 		review = earlier(review, r)
 		if err != nil {
@@ -212,6 +220,8 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 		// An incomplete read must never look like users without
 		// certificates: this directory's part of the plan is void.
 		rep.Err = fmt.Errorf("directory read incomplete after %d users, nothing will be changed for its users: %w", res.Entries, err)
+	default:
+		rep.Err = pl.checkSight(ctx, s, sight, res.Full)
 	}
 	if rep.Err != nil {
 		pl.dropSource(s.Name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -33,15 +34,18 @@ type CRLCache struct {
 // the CRLs when there is none yet, when the CAs are due to publish, or
 // when the last read had problems. A read that fails leaves no set: each
 // certificate is then handled by policy.revocationUnavailable, never
-// silently passed.
-func (a *Agent) revocation(ctx context.Context, now time.Time) string {
+// silently passed. Under revocationUnavailable: reject, a directory
+// whose CRLs could not be read (an outage, not a CA without a CRL) fails
+// the pass instead: rejecting every certificate of its CAs would
+// withdraw them all because of a transient error.
+func (a *Agent) revocation(ctx context.Context, now time.Time) (string, error) {
 	if !a.policy.CheckRevocation {
-		return ""
+		return "", nil
 	}
 	c := a.crls
 	if c.ok && now.Before(c.set.RefreshAt()) {
 		a.policy.Revocation = c.set
-		return c.digest
+		return c.digest, nil
 	}
 	// Each directory (each AD forest) publishes the CRLs of its own CAs;
 	// together they cover the trusted CAs. A CA none of them could give a
@@ -55,6 +59,17 @@ func (a *Agent) revocation(ctx context.Context, now time.Time) string {
 		}
 		readable++
 		es, err := src.CRLs(ctx, ldapsrc.CRLOptions{})
+		if errors.Is(err, ldapsrc.ErrNoCRLContainer) {
+			// No CA ever published here: nothing to read, not an outage.
+			a.log.Warn("the directory holds no CRLs; certificates of CAs without a CRL are handled by policy.revocationUnavailable",
+				zap.String("source", s.Name), zap.String("revocationUnavailable", a.policy.RevocationUnavailable), zap.Error(err))
+			continue
+		}
+		if err != nil && a.policy.RevocationUnavailable != mapping.RevocationKeep {
+			*c = CRLCache{}
+			return "", fmt.Errorf("agent: reading the CRLs from directory %s: %w; with policy.revocationUnavailable: %s every certificate of its CAs would be rejected and withdrawn, so nothing is changed in this pass",
+				s.Name, err, a.policy.RevocationUnavailable)
+		}
 		if err != nil {
 			a.log.Warn("could not read the CRLs from a directory; certificates of CAs without a CRL are handled by policy.revocationUnavailable",
 				zap.String("source", s.Name), zap.String("revocationUnavailable", a.policy.RevocationUnavailable), zap.Error(err))
@@ -66,12 +81,12 @@ func (a *Agent) revocation(ctx context.Context, now time.Time) string {
 	if readable == 0 {
 		a.log.Warn("no directory source can read CRLs; every certificate is handled by policy.revocationUnavailable")
 		a.policy.Revocation = nil
-		return "no-crl-source"
+		return "no-crl-source", nil
 	}
 	if failed && len(entries) == 0 {
 		*c = CRLCache{}
 		a.policy.Revocation = nil
-		return "unreadable"
+		return "unreadable", nil
 	}
 	crls := ldapsrc.MappingCRLs(entries)
 	set, problems := mapping.NewRevocationSet(crls, a.policy.IssuingCAs, now)
@@ -87,7 +102,7 @@ func (a *Agent) revocation(ctx context.Context, now time.Time) string {
 	// again next pass rather than keep it until the CAs publish.
 	*c = CRLCache{set: set, digest: crlDigest(crls), ok: !failed && len(problems) == 0 && !set.RefreshAt().IsZero()}
 	a.policy.Revocation = set
-	return c.digest
+	return c.digest, nil
 }
 
 // crlDigest identifies a set of CRL values, whatever order they came in.

@@ -69,6 +69,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
+	if cfg.Safety.MaxDeletes == 0 && cfg.Safety.MaxDeletePercent == 0 {
+		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both 0; a pass may withdraw every user's certificates")
+	}
 	return r, nil
 }
 
@@ -256,16 +259,35 @@ func (l *lazySource) CRLs(ctx context.Context, opts ldapsrc.CRLOptions) ([]ldaps
 	return c.CRLs(ctx, opts)
 }
 
+// CertificatesVisible asks the directory whether its account sees
+// certificate attributes; a source that cannot tell says yes.
+func (l *lazySource) CertificatesVisible(ctx context.Context) (bool, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	if p, ok := s.(CertificateProbe); ok {
+		return p.CertificatesVisible(ctx)
+	}
+	return true, nil
+}
+
 func (l *lazySource) Close() {
 	if c, ok := l.src.(interface{ Close() error }); ok {
 		_ = c.Close()
 	}
 }
 
-// openStore opens the state file; a dry run opens it read-only, and with
-// no file yet it plans against an empty state rather than create one.
+// openStore opens the state file; a dry run reads a snapshot of it (so it
+// never holds the file's lock while it waits on the directory and the
+// cloud, which would fail the agent's passes), and with no file yet it
+// plans against an empty state rather than create one.
 func openStore(path string, dryRun bool) (Store, func(), error) {
-	st, err := state.Open(path, state.Options{ReadOnly: dryRun})
+	open := state.Open
+	if dryRun {
+		open = state.OpenSnapshot
+	}
+	st, err := open(path, state.Options{ReadOnly: dryRun})
 	switch {
 	case dryRun && errors.Is(err, fs.ErrNotExist):
 		return emptyStore{}, func() {}, nil

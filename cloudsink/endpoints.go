@@ -2,6 +2,7 @@ package cloudsink
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -64,4 +65,54 @@ func parseOverride(what, raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("cloudsink: %s %q: give the base without a path (certsync adds /v1.0 itself)", what, raw)
 	}
 	return u, nil
+}
+
+// EndpointHost is where an endpoint override sends the app's tokens (and,
+// for the authority host, its client secret or assertion), and why that
+// host is allowed.
+type EndpointHost struct {
+	Host string
+	// Listed: allowed only because cloud.dangerouslyAllowedHosts names it
+	// (doctor warns about each such override).
+	Listed bool
+}
+
+// CheckOverrideHost checks that the override raw of the environment's
+// endpoints (graphEndpoint, authorityHost, exchange.endpoint) points at a
+// host certsync may send credentials to: loopback (the emulators, a local
+// proxy), one of the environment's own hosts, or a host allowed lists
+// (cloud.dangerouslyAllowedHosts). Anything else would hand a token that
+// can rewrite every user's sign-in bindings to whoever runs that host.
+func CheckOverrideHost(environment, raw string, allowed []string) (EndpointHost, error) {
+	u, err := parseOverride("endpoint", raw)
+	if err != nil {
+		return EndpointHost{}, err
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" {
+		return EndpointHost{Host: host}, nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return EndpointHost{Host: host}, nil
+	}
+	if _, ep, err := environmentOrDefault(environment); err == nil {
+		for _, own := range []string{ep.Graph, ep.Authority, ep.Exchange} {
+			if o, err := url.Parse(own); err == nil && strings.EqualFold(o.Hostname(), host) {
+				return EndpointHost{Host: host}, nil
+			}
+		}
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(strings.TrimSpace(a), host) {
+			return EndpointHost{Host: host, Listed: true}, nil
+		}
+	}
+	return EndpointHost{}, fmt.Errorf("%s is neither loopback nor a host of the %s cloud: certsync would send it the app's token (and, for the authority, its credential); list the host in cloud.dangerouslyAllowedHosts if that is really meant", host, environmentLabel(environment))
+}
+
+func environmentLabel(name string) string {
+	if name == "" {
+		return "global"
+	}
+	return name
 }

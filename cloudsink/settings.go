@@ -19,6 +19,23 @@ type Settings struct {
 	AuthorityHost string             `yaml:"authorityHost"`
 	// CAFile is an extra trusted CA, added to the system's roots.
 	CAFile string `yaml:"caFile"`
+	// DangerouslyAllowedHosts lets the endpoint overrides (graphEndpoint,
+	// authorityHost, exchange.endpoint) point at these hosts besides
+	// loopback and the environment's own: they receive the app's tokens.
+	DangerouslyAllowedHosts []string `yaml:"dangerouslyAllowedHosts"`
+}
+
+// CheckOverride checks one endpoint override of these settings (see
+// CheckOverrideHost); key names it in errors ("cloud.graphEndpoint").
+func (s Settings) CheckOverride(key, raw string) (EndpointHost, error) {
+	if err := CheckEndpoint(raw); err != nil {
+		return EndpointHost{}, fmt.Errorf("%s: %w", key, err)
+	}
+	h, err := CheckOverrideHost(s.Environment, raw, s.DangerouslyAllowedHosts)
+	if err != nil {
+		return h, fmt.Errorf("%s: %w", key, err)
+	}
+	return h, nil
 }
 
 // CredentialSettings says where the app's credential comes from. Secrets
@@ -102,8 +119,8 @@ func (s Settings) Validate(key string) error {
 		if o.val == "" {
 			continue
 		}
-		if err := CheckEndpoint(o.val); err != nil {
-			return fmt.Errorf("%s.%s: %w", key, o.key, err)
+		if _, err := s.CheckOverride(key+"."+o.key, o.val); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -206,3 +206,45 @@ func (s *Source) usable(since []byte, cur watermark) (prev watermark, reason str
 		zap.String("url", s.cfg.URL), zap.String("reason", reason))
 	return prev, reason
 }
+
+// certificateProbeEntries is how many users the certificate probe asks
+// for: a server that matches a presence filter on an attribute it then
+// withholds shows up as entries without values.
+const certificateProbeEntries = 5
+
+// CertificatesVisible reports whether at least one user in scope shows a
+// value of a certificate attribute to this account (one search, a few
+// entries at most). An account that may not read userCertificate or
+// userSMIMECertificate (an ACL, a global catalog or RODC without them)
+// sees entries without them, which a read cannot tell from users without
+// certificates: this probe can.
+func (s *Source) CertificatesVisible(ctx context.Context) (bool, error) {
+	conn, err := s.connection(ctx)
+	if err != nil {
+		return false, err
+	}
+	dse, err := s.readRootDSE(ctx, conn, &Stats{})
+	if err != nil {
+		return false, err
+	}
+	q := s.userQuery(dse)
+	var f strings.Builder
+	fmt.Fprintf(&f, "(&%s(|", s.cfg.Filter)
+	for _, a := range s.cfg.CertificateAttributes {
+		fmt.Fprintf(&f, "(%s=*)", ldap.EscapeFilter(a))
+	}
+	f.WriteString("))")
+	req := ldap.NewSearchRequest(q.base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, certificateProbeEntries, 0, false,
+		f.String(), s.cfg.CertificateAttributes, q.controls)
+	entries, _, err := s.search(ctx, conn, req)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		return false, fmt.Errorf("ldapsrc: probe whether %s shows certificate attributes under %s: %w", s.cfg.URL, q.base, err)
+	}
+	for _, e := range entries {
+		u, _ := s.conv.user(e)
+		if len(u.Values) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

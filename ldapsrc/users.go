@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -14,9 +15,16 @@ import (
 
 // Stats counts what one Users or Read call saw and cost.
 type Stats struct {
-	Entries         int // entries read from the directory, skipped ones included
-	Pages           int // search responses (pages) received
-	SkippedNoAnchor int // entries without a usable anchor, not passed to fn
+	Entries int // entries read from the directory, skipped ones included
+	Pages   int // search responses (pages) received
+	// SkippedNoAnchor counts entries without a usable anchor, not passed
+	// to fn. Any such entry makes a user read incomplete: its user cannot
+	// be told apart from one that left the scope.
+	SkippedNoAnchor int
+	// Referrals counts search continuation references received: parts of
+	// the scope held by another server, not read. Any makes a user read
+	// incomplete.
+	Referrals int
 	// Operations counts the LDAP requests sent: every search page, the
 	// rootDSE read, the DC's invocationId lookup, DirSync requests and the
 	// re-reads of the objects DirSync reported, and abandon requests.
@@ -33,15 +41,23 @@ const abandonTimeout = 5 * time.Second
 //
 // Any error (search failure, cut-short paging, fn's error, ctx cancelled)
 // is returned, and the caller must then treat the read as INCOMPLETE.
-// Entries without the anchor attribute are logged (warn, DN named) and
-// counted, not passed.
+// Entries without the anchor attribute are logged (warn, DN named),
+// counted and not passed; the read then ends with ErrIncompleteRead, as
+// it does when the server refers part of the scope elsewhere.
 func (s *Source) Users(ctx context.Context, fn func(mapping.SourceUser) error) (Stats, error) {
 	var st Stats
 	conn, err := s.connection(ctx)
 	if err != nil {
 		return st, err
 	}
-	err = s.readUsers(ctx, conn, userQuery{base: s.cfg.BaseDN, filter: s.cfg.Filter, pageSize: s.cfg.PageSize}, &st, fn)
+	// The query fitted to the server (Active Directory's domain scope, so
+	// a search at a domain root brings no referrals); the rootDSE read
+	// that fits it is not counted.
+	dse, err := s.readRootDSE(ctx, conn, &Stats{})
+	if err != nil {
+		return st, err
+	}
+	err = s.readUsers(ctx, conn, s.userQuery(dse), &st, fn)
 	return st, err
 }
 
@@ -58,7 +74,8 @@ type userQuery struct {
 // incomplete. conn is given, not redialled, so that a Read's watermark
 // and its search come from the same server.
 func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st *Stats, fn func(mapping.SourceUser) error) error {
-	startEntries, startPages := st.Entries, st.Pages
+	startEntries, startPages, startSkipped, startRefs := st.Entries, st.Pages, st.SkippedNoAnchor, st.Referrals
+	firstSkipped, firstRef := "", ""
 	fail := func(err error) error {
 		return fmt.Errorf("ldapsrc: read users under %s from %s (%d entries, %d pages read): %w",
 			q.base, s.cfg.URL, st.Entries-startEntries, st.Pages-startPages, err)
@@ -81,11 +98,15 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 		// drops a response its reader cannot hand over within OpTimeout, so
 		// a slow fn must never sit between the wire and the page.
 		st.Operations++
-		entries, controls, err := s.search(ctx, conn, req)
+		entries, controls, refs, err := s.searchRefs(ctx, conn, req)
 		if err != nil {
 			return fail(fmt.Errorf("page %d: %w", st.Pages-startPages+1, err))
 		}
 		st.Pages++
+		st.Referrals += len(refs)
+		if len(refs) > 0 && firstRef == "" {
+			firstRef = refs[0]
+		}
 		// A server that ignores the paging control sends everything in one
 		// response and no control back: that response is the whole result.
 		var cookie []byte
@@ -98,6 +119,9 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 			u, err := s.conv.user(e)
 			if err != nil {
 				st.SkippedNoAnchor++
+				if firstSkipped == "" {
+					firstSkipped = fmt.Sprintf("%s (%v)", e.DN, err)
+				}
 				s.log.Warn("ldapsrc: entry skipped: no usable anchor",
 					zap.String("dn", e.DN), zap.String("anchorAttribute", s.cfg.AnchorAttribute), zap.String("reason", err.Error()))
 				continue
@@ -115,7 +139,7 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 			zap.String("base", q.base), zap.Int("page", st.Pages-startPages), zap.Int("pageEntries", len(entries)),
 			zap.Int("entries", st.Entries), zap.Int("skippedNoAnchor", st.SkippedNoAnchor))
 		if len(cookie) == 0 {
-			return nil
+			return incomplete(st.SkippedNoAnchor-startSkipped, firstSkipped, st.Referrals-startRefs, firstRef, s.cfg.AnchorAttribute, fail)
 		}
 		if err := ctx.Err(); err != nil {
 			abandon(cookie)
@@ -123,6 +147,28 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 		}
 		paging.SetCookie(cookie)
 	}
+}
+
+// ErrIncompleteRead: the search ended, but did not show every user in
+// scope: entries whose anchor the account cannot read, or parts of the
+// scope referred to another server. Nothing may be concluded from the
+// users it did not return.
+var ErrIncompleteRead = errors.New("the read did not see every user in scope")
+
+// incomplete turns what a finished search could not see into
+// ErrIncompleteRead, naming the first such entry or referral.
+func incomplete(skipped int, firstSkipped string, refs int, firstRef, anchor string, fail func(error) error) error {
+	var why []string
+	if skipped > 0 {
+		why = append(why, fmt.Sprintf("%d entries show no usable %s (first: %s): the account may lack read rights on it", skipped, anchor, firstSkipped))
+	}
+	if refs > 0 {
+		why = append(why, fmt.Sprintf("%d referrals to parts of the scope on other servers, not followed (first: %s): narrow baseDN or read that server as a source of its own", refs, firstRef))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fail(fmt.Errorf("%w: %s", ErrIncompleteRead, strings.Join(why, "; ")))
 }
 
 // abandon tells the server a paged search stopped early (RFC 2696: page
@@ -146,30 +192,39 @@ func (s *Source) abandon(ctx context.Context, conn *ldap.Conn, req *ldap.SearchR
 // go-ldap's Search takes no context; SearchAsync does, and stopping it
 // leaves the connection usable.
 func (s *Source) search(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, []ldap.Control, error) {
+	entries, controls, refs, err := s.searchRefs(ctx, conn, req)
+	for _, ref := range refs {
+		s.log.Debug("ldapsrc: referral not followed", zap.String("base", req.BaseDN), zap.String("referral", ref))
+	}
+	return entries, controls, err
+}
+
+// searchRefs is search that also returns the continuation references
+// (referrals) received, for the reads that must see every user.
+func (s *Source) searchRefs(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, []ldap.Control, []string, error) {
 	var entries []*ldap.Entry
 	var controls []ldap.Control
+	var refs []string
 	resp := conn.SearchAsync(ctx, req, 64)
 	for resp.Next() {
 		if e := resp.Entry(); e != nil {
 			entries = append(entries, e)
 		} else if ref := resp.Referral(); ref != "" {
-			// Active Directory refers subtree searches at a domain root to
-			// its other partitions; users are not there.
-			s.log.Debug("ldapsrc: referral not followed", zap.String("base", req.BaseDN), zap.String("referral", ref))
+			refs = append(refs, ref)
 		}
 		controls = append(controls, resp.Controls()...)
 	}
 	if err := resp.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// SearchAsync reports a cancelled context, and a search on a connection
 	// already closing, as a clean end without error: never take those for
 	// a complete answer.
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if conn.IsClosing() {
-		return nil, nil, errors.New("connection closed before the search completed")
+		return nil, nil, nil, errors.New("connection closed before the search completed")
 	}
-	return entries, controls, nil
+	return entries, controls, refs, nil
 }

@@ -59,6 +59,8 @@ type Options struct {
 type Store struct {
 	db   *bolt.DB // non-nil
 	path string   // as given to Open
+	// removeOnClose: the file is OpenSnapshot's private copy.
+	removeOnClose bool
 }
 
 // lockedError keeps the exact, human message while matching ErrLocked.
@@ -82,6 +84,9 @@ func Open(path string, opts Options) (*Store, error) {
 		timeout = defaultLockTimeout
 	}
 
+	if err := checkDamage(path); err != nil {
+		return nil, err
+	}
 	if opts.ReadOnly {
 		// bbolt would report a bare "no such file"; say what it means here.
 		if _, err := os.Stat(path); err != nil {
@@ -200,6 +205,11 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close %s: %w", s.path, err)
+	}
+	if s.removeOnClose {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state: remove snapshot %s: %w", s.path, err)
+		}
 	}
 	return nil
 }

@@ -196,10 +196,10 @@ func TestOpenReadOnlyEmptyFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("err = %v, want one naming %s as empty", err, path)
 	}
-	// A writer takes an empty file as a new one.
-	s := openTest(t, path, Options{})
-	if n, err := s.Count(); err != nil || n != 0 {
-		t.Errorf("Count = %d, %v", n, err)
+	// A writer refuses it too: an empty state file is a lost one, never
+	// a new one (damage_test.go).
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("writer on an empty file: %v, want ErrDamaged", err)
 	}
 }
 

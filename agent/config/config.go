@@ -101,6 +101,10 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o002 != 0 {
+		// Whoever may write it decides where certsync sends its tokens.
+		return nil, fmt.Errorf("config: %s may be written by every user of the machine (mode %04o): chmod o-w %s", path, fi.Mode().Perm(), path)
+	}
 	c, err := Parse(data, filepath.Dir(abs))
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
@@ -314,6 +318,11 @@ func (c *Config) Validate() error {
 	if err := cl.CertificateUserIDs.Validate("cloud.certificateUserIds", cl.Match, "cloud.match"); err != nil {
 		return err
 	}
+	if cl.Exchange.Endpoint != "" {
+		if _, err := cl.Settings.CheckOverride("cloud.exchange.endpoint", cl.Exchange.Endpoint); err != nil {
+			return err
+		}
+	}
 	if err := cl.Exchange.Validate("cloud.exchange"); err != nil {
 		return err
 	}
@@ -380,6 +389,9 @@ func (c *Config) validatePolicy() error {
 }
 
 func (c *Config) validateRest() error {
+	if err := c.validateSecretFiles(); err != nil {
+		return err
+	}
 	if c.Schedule.Interval < time.Second {
 		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 1s", c.Schedule.Interval))
 	}

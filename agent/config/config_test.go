@@ -112,6 +112,11 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"tenant", `tenantID: "t"`, `tenantID: ""`, "cloud.tenantID: required"},
 		{"credential method", "method: secret", "method: password", "cloud.credential.method"},
 		{"http graph override", `clientID: "c"`, "clientID: \"c\"\n  graphEndpoint: http://127.0.0.1:1", "cloud.graphEndpoint"},
+		{"graph override elsewhere", `clientID: "c"`, "clientID: \"c\"\n  graphEndpoint: https://graph.attacker.example", "cloud.graphEndpoint: graph.attacker.example is neither loopback nor a host of the global cloud"},
+		{"authority override elsewhere", `clientID: "c"`, "clientID: \"c\"\n  authorityHost: https://login.attacker.example/", "cloud.authorityHost: login.attacker.example is neither loopback"},
+		{"authority of another cloud", `clientID: "c"`, "clientID: \"c\"\n  authorityHost: https://login.chinacloudapi.cn/", "cloud.authorityHost: login.chinacloudapi.cn is neither loopback nor a host of the global cloud"},
+		{"exchange override elsewhere", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, endpoint: \"https://10.0.0.8:8443\"}", "cloud.exchange.endpoint: 10.0.0.8 is neither loopback"},
+		{"allowed host is another", `clientID: "c"`, "clientID: \"c\"\n  graphEndpoint: https://graph.attacker.example\n  dangerouslyAllowedHosts: [proxy.contoso.com]", "cloud.graphEndpoint: graph.attacker.example"},
 		{"binding kind", `clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {bindings: [UPN]}", "cloud.certificateUserIds.bindings[0]"},
 		{"match pair", `clientID: "c"`, "clientID: \"c\"\n  match: {sourceAttribute: mail, cloudProperty: onPremisesImmutableId}", "cloud.match.sourceAttribute"},
 		{"missing issuing CA", "issuingCAFile: ca.pem", "issuingCAFile: \"\"", "policy.issuingCAFile: required"},
@@ -158,11 +163,14 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 func TestParseValidVariants(t *testing.T) {
 	dir := writeFiles(t)
 	for name, edit := range map[string][2]string{
-		"gssapi from the cache":      {`method: simple, username: "svc@contoso.com", passwordFile: pw`, "method: gssapi"},
-		"gssapi with a keytab":       {`method: simple, username: "svc@contoso.com", passwordFile: pw`, `method: gssapi, username: "svc@CONTOSO.COM", keytabFile: pw, spn: ldap/dc01.contoso.com`},
-		"exchange only":              {`clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {enabled: false}\n  exchange: {enabled: true}"},
-		"dirsync":                    {"  bind:", "  changeTracking: dirsync\n  bind:"},
-		"revocation, reject unknown": {"issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  checkRevocation: true\n  revocationUnavailable: reject"},
+		"gssapi from the cache":              {`method: simple, username: "svc@contoso.com", passwordFile: pw`, "method: gssapi"},
+		"gssapi with a keytab":               {`method: simple, username: "svc@contoso.com", passwordFile: pw`, `method: gssapi, username: "svc@CONTOSO.COM", keytabFile: pw, spn: ldap/dc01.contoso.com`},
+		"exchange only":                      {`clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {enabled: false}\n  exchange: {enabled: true}"},
+		"dirsync":                            {"  bind:", "  changeTracking: dirsync\n  bind:"},
+		"revocation, reject unknown":         {"issuingCAFile: ca.pem", "issuingCAFile: ca.pem\n  checkRevocation: true\n  revocationUnavailable: reject"},
+		"overrides on loopback":              {`clientID: "c"`, "clientID: \"c\"\n  graphEndpoint: https://127.0.0.1:8443\n  authorityHost: https://localhost:8443/\n  exchange: {enabled: true, endpoint: \"https://[::1]:8443\"}"},
+		"overrides on the cloud's own hosts": {`clientID: "c"`, "clientID: \"c\"\n  environment: usgov\n  graphEndpoint: https://graph.microsoft.us\n  authorityHost: https://login.microsoftonline.us/"},
+		"an override on a listed host":       {`clientID: "c"`, "clientID: \"c\"\n  graphEndpoint: https://graph-proxy.contoso.com:8443\n  dangerouslyAllowedHosts: [Graph-Proxy.contoso.com]"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if !strings.Contains(validYAML, edit[0]) {
@@ -279,6 +287,40 @@ func TestADTargetNeedsNoCloud(t *testing.T) {
 			}
 			if s := c.Sources[0].AltSecurityIdentities; strings.Join(s.Mappings, ",") != "ISSUER-SERIAL" || s.MaxValues != 5 {
 				t.Fatalf("defaults: %+v", s)
+			}
+		})
+	}
+}
+
+// A secret file every user may read is refused, naming the key and the
+// file; so is a configuration file every user may write.
+func TestWorldOpenFilesRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		mode       os.FileMode
+		want       string
+	}{
+		{"password file world-readable", "pw", 0o644, "source.bind.passwordFile: "},
+		{"password file world-writable", "pw", 0o602, "source.bind.passwordFile: "},
+		{"group-readable is fine", "pw", 0o640, ""},
+		{"config world-writable", "agent.yaml", 0o666, "may be written by every user"},
+		{"config world-readable is fine", "agent.yaml", 0o644, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t)
+			cfg := filepath.Join(dir, "agent.yaml")
+			if err := os.WriteFile(cfg, []byte(validYAML), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(dir, tc.file), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Join(dir, tc.file))):
+				t.Fatalf("Load: %v; want an error with %q naming %s", err, tc.want, tc.file)
 			}
 		})
 	}

@@ -61,6 +61,10 @@ func runDoctor(ctx context.Context, path string, out io.Writer) int {
 		return 1
 	}
 	lines = append(lines, doctorLine{"config", "load", "ok", path, ""})
+	if *cfg.Safety.MaxDeletes == 0 && *cfg.Safety.MaxDeletePercent == 0 {
+		lines = append(lines, doctorLine{"config", "safety", "warn", "safety.maxDeletes and safety.maxDeletePercent are both 0: no deletion limit, a pass may withdraw every user's certificates",
+			"set a limit (the defaults are 500 users and 10%) unless that is really meant"})
+	}
 	// The checks report problems themselves; the log would only repeat
 	// them.
 	log := zap.NewNop()
@@ -120,6 +124,19 @@ func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doc
 		return []doctorLine{{"cloud", "credential", "fail", err.Error(), "check cloud.credential (the secret file or variable, the certificate file)"}}
 	}
 	var out []doctorLine
+	for _, o := range []struct{ key, val string }{
+		{"cloud.graphEndpoint", cl.GraphEndpoint}, {"cloud.authorityHost", cl.AuthorityHost}, {"cloud.exchange.endpoint", cl.Exchange.Endpoint},
+	} {
+		if o.val == "" {
+			continue
+		}
+		// Load checked them; what is left to say is where tokens go.
+		if h, err := cl.Settings.CheckOverride(o.key, o.val); err == nil && h.Listed {
+			out = append(out, doctorLine{"cloud", "endpoints", "warn",
+				fmt.Sprintf("%s sends the app's tokens to %s, which is not a Microsoft host of the %s cloud: allowed only because cloud.dangerouslyAllowedHosts lists it", o.key, h.Host, cl.Environment),
+				"remove the override (and the host from cloud.dangerouslyAllowedHosts) unless that host is yours and meant to receive the tokens"})
+		}
+	}
 	for _, c := range cloudsink.Diagnose(ctx, cloudsink.DoctorConfig{
 		Credential: cred, Environment: cl.Environment, TenantID: cl.TenantID, RootCAs: roots,
 		GraphEndpoint: cl.GraphEndpoint, ExchangeEndpoint: cl.Exchange.Endpoint, AuthorityHost: cl.AuthorityHost,

@@ -100,3 +100,32 @@ func TestDoctorActiveDirectory(t *testing.T) {
 		t.Errorf("crl: %q, want a warning with a fix", l)
 	}
 }
+
+// An endpoint override outside loopback and the cloud's own hosts is a
+// configuration error (it would receive the app's tokens); listed in
+// cloud.dangerouslyAllowedHosts, it loads and doctor warns, naming it.
+func TestDoctorWarnsAboutListedEndpointHosts(t *testing.T) {
+	w := newWorld(t, basicPeople(), "")
+	w.replaceInConfig(`graphEndpoint: "`+w.graph.URL()+`"`, `graphEndpoint: "https://graph-proxy.invalid:8443"`)
+	code, _, out := w.doctor()
+	if code != 1 || !strings.Contains(out, "cloud.graphEndpoint: graph-proxy.invalid is neither loopback nor a host of the global cloud") {
+		t.Fatalf("unlisted override: exit %d, want 1 naming the key and the host\n%s", code, out)
+	}
+	if code, _, errOut := w.run("sync"); code != 1 || !strings.Contains(errOut, "cloud.dangerouslyAllowedHosts") {
+		t.Fatalf("sync with an unlisted override: exit %d\n%s", code, errOut)
+	}
+	w.replaceInConfig("caFile: graph-ca.pem", "caFile: graph-ca.pem\n  dangerouslyAllowedHosts: [graph-proxy.invalid]")
+	_, lines, out := w.doctor()
+	if l := lines["cloud endpoints"]; !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "graph-proxy.invalid") || !strings.Contains(l, "dangerouslyAllowedHosts") {
+		t.Fatalf("listed override: no warning naming the host\n%s", out)
+	}
+}
+
+// Deletion limits both at 0 turn the guard off: doctor says so.
+func TestDoctorWarnsWithoutDeletionLimit(t *testing.T) {
+	w := newWorld(t, basicPeople(), "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	_, lines, out := w.doctor()
+	if l := lines["config safety"]; !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "no deletion limit") {
+		t.Fatalf("no warning about the missing deletion limit\n%s", out)
+	}
+}

@@ -87,6 +87,8 @@ type worldSetup struct {
 	certCredential bool
 	exchange       string // "" none; else extra keys of cloud.exchange
 	graphOff       bool
+	slapdAccess    []string // slapd's access directives (ldaptest.SlapdOptions.Access)
+	seedLDIF       string   // more entries for the directory
 }
 
 // certificateCredential makes the app authenticate with a client
@@ -156,7 +158,8 @@ func newWorld(t testing.TB, people []person, extraConfig string, opts ...worldOp
 			cloud = append(cloud, u)
 		}
 	}
-	w.slapd = ldaptest.StartSlapd(t, ldaptest.SlapdOptions{SeedLDIF: seed.Bytes()})
+	seed.WriteString(setup.seedLDIF)
+	w.slapd = ldaptest.StartSlapd(t, ldaptest.SlapdOptions{SeedLDIF: seed.Bytes(), Access: setup.slapdAccess})
 	gopts := graphtest.Options{Users: cloud, ClientSecret: "e2e-client-secret"}
 	if setup.certCredential {
 		appCert, appKey, err := root.Issue(pkitest.LeafOptions{CommonName: "certsync app", RSA: true, EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
@@ -776,11 +779,12 @@ func TestLostAnswerLosesNothing(t *testing.T) {
 		}
 	}
 	// ...and certsync still knows every value as its own: when all the
-	// certificates go, all the values go.
+	// certificates go, all the values go (every certificate gone at once
+	// looks like lost read rights: it takes --allow-deletes).
 	for uid := range w.cloudIDs {
 		w.modify(uid, func(m *ldap.ModifyRequest) { m.Delete("userCertificate;binary", nil) })
 	}
-	r := w.syncJSON(0)
+	r := w.syncJSON(0, "--allow-deletes")
 	if r.Summary.ValuesRemoved != 30 {
 		t.Fatalf("want all 30 values withdrawn, got %+v", r.Summary)
 	}

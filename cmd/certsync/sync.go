@@ -23,6 +23,7 @@ type syncOptions struct {
 	detailedExitCode bool
 	allowDeletes     bool
 	reconcile        bool
+	reclaim          bool
 	incremental      bool
 }
 
@@ -34,6 +35,7 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 0 when nothing changes, 2 when changes are present or applied, 1 on error")
 	fs.BoolVar(&o.allowDeletes, "allow-deletes", false, "let this one pass exceed the deletion limit (safety.*)")
 	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
+	fs.BoolVar(&o.reclaim, "reclaim", false, "after a lost state file: take back as certsync's own the cloud values it derives from certificates on each user's directory entry (implies --reconcile)")
 	fs.BoolVar(&o.incremental, "incremental", false, "read only the users changed in the directory since the last pass, as `certsync run` does between full reads")
 }
 
@@ -54,8 +56,8 @@ lookup or write the cloud refused or did not answer); with
 			if err != nil {
 				return err
 			}
-			if o.incremental && (o.user != "" || o.reconcile) {
-				return errors.New("--incremental cannot be combined with --user or --reconcile")
+			if o.incremental && (o.user != "" || o.reconcile || o.reclaim) {
+				return errors.New("--incremental cannot be combined with --user, --reconcile or --reclaim")
 			}
 			cfg, log, err := loadConfig(o.configPath, cmd.ErrOrStderr())
 			if err != nil {
@@ -87,7 +89,7 @@ func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOp
 		defer func() { _ = unlock() }()
 	}
 	plan, passErr := r.Pass(ctx, agent.PassOptions{
-		PlanOptions: agent.PlanOptions{User: o.user, Reconcile: o.reconcile, Incremental: o.incremental},
+		PlanOptions: agent.PlanOptions{User: o.user, Reconcile: o.reconcile, Reclaim: o.reclaim, Incremental: o.incremental},
 		DryRun:      o.dryRun, AllowDeletes: o.allowDeletes,
 	})
 	if plan == nil {

@@ -30,6 +30,10 @@ type SlapdOptions struct {
 	// SeedLDIF is loaded offline with slapadd -q before slapd starts, the
 	// fast way to load thousands of entries.
 	SeedLDIF []byte
+	// Access are the database's "access to" directives, in order (each
+	// without the leading "access to"); none leaves slapd's default, read
+	// for everyone. The rootdn is never subject to them.
+	Access []string
 }
 
 // Slapd is a running OpenLDAP server, stopped when the test ends.
@@ -47,6 +51,8 @@ type Slapd struct {
 	AdminDN       string // the rootdn
 	AdminPassword string
 	Dir           string // config, database and slapd.log
+
+	access []string
 }
 
 const (
@@ -81,6 +87,7 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		AdminPassword: randomHex(t, 12),
 		Dir:           dir,
 		CAFile:        filepath.Join(dir, "ca.pem"),
+		access:        opts.Access,
 	}
 	if err := s.writeTLS(); err != nil {
 		t.Fatalf("ldaptest: %v", err)
@@ -307,6 +314,9 @@ func (s *Slapd) config() string {
 	fmt.Fprintf(&b, "suffix %q\nrootdn %q\nrootpw %s\n", s.BaseDN, s.AdminDN, s.AdminPassword)
 	fmt.Fprintf(&b, "directory %s\nmaxsize 1073741824\n", filepath.Join(s.Dir, "data"))
 	fmt.Fprintf(&b, "index objectClass eq\nindex uid,mail eq\nindex entryUUID,entryCSN eq\n")
+	for _, a := range s.access {
+		fmt.Fprintf(&b, "access to %s\n", a)
+	}
 	fmt.Fprintf(&b, "overlay syncprov\nsyncprov-checkpoint 100 10\n")
 	return b.String()
 }

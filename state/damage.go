@@ -1,0 +1,196 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrDamaged reports a state file that is there but cannot be trusted:
+// empty, cut short or torn. certsync never starts over on such a file:
+// starting over forgets which cloud values it published, and values it
+// no longer knows as its own are never withdrawn (a lost smart card
+// would keep signing in). Test for it with errors.Is.
+var ErrDamaged = errors.New("state file is damaged")
+
+// BackupSuffix names the copy of the state file taken after each
+// successful commit (Store.Backup).
+const BackupSuffix = ".bak"
+
+// bbolt's file layout (bbolt v1.x): two meta pages at the start, each a
+// 16-byte page header followed by the meta.
+const (
+	boltMagic       = 0xED0CDAED
+	boltPageHeader  = 16
+	boltMetaSize    = 64 // magic .. checksum
+	boltMetaSummed  = 56 // the checksum covers the meta up to itself
+	boltMinPageSize = 512
+	boltMaxPageSize = 1 << 20
+)
+
+// boltMeta is what checkDamage reads of one meta page.
+type boltMeta struct {
+	pageSize uint32
+	pgid     uint64 // pages in use: the file must hold at least this many
+	txid     uint64
+}
+
+// readMeta decodes the meta page at off; ok is false when it is not a
+// valid bbolt meta (wrong magic or checksum).
+func readMeta(f io.ReaderAt, off int64) (boltMeta, bool) {
+	buf := make([]byte, boltPageHeader+boltMetaSize)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return boltMeta{}, false
+	}
+	m := buf[boltPageHeader:]
+	if binary.LittleEndian.Uint32(m[0:4]) != boltMagic {
+		return boltMeta{}, false
+	}
+	h := fnv.New64a()
+	_, _ = h.Write(m[:boltMetaSummed])
+	if h.Sum64() != binary.LittleEndian.Uint64(m[boltMetaSummed:boltMetaSize]) {
+		return boltMeta{}, false
+	}
+	return boltMeta{
+		pageSize: binary.LittleEndian.Uint32(m[8:12]),
+		pgid:     binary.LittleEndian.Uint64(m[40:48]),
+		txid:     binary.LittleEndian.Uint64(m[48:56]),
+	}, true
+}
+
+// checkDamage refuses a state file that exists but is empty, cut short or
+// torn, before bbolt maps it: bbolt would initialise an empty file in
+// place, and reading pages past the end of a short file panics or dies
+// of SIGBUS. A missing file whose backup exists is refused too: the file
+// was lost, not never written.
+func checkDamage(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, berr := os.Stat(path + BackupSuffix); berr == nil {
+			return fmt.Errorf("state: %s is missing but its backup %s exists: the state file was lost; restore it (cp %s %s) before running certsync again: %w",
+				path, path+BackupSuffix, path+BackupSuffix, path, ErrDamaged)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: open %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("state: stat %s: %w", path, err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return damaged(path, "it is empty (0 bytes)")
+	}
+	m0, ok0 := readMeta(f, 0)
+	var meta boltMeta
+	switch {
+	case ok0:
+		meta = m0
+		if m1, ok1 := readMeta(f, int64(m0.pageSize)); ok1 && m1.txid > m0.txid {
+			meta = m1
+		}
+	default:
+		// The first meta page may be the torn one: find the second by
+		// the page sizes bbolt uses.
+		found := false
+		for ps := int64(boltMinPageSize); ps <= boltMaxPageSize && !found; ps *= 2 {
+			if m1, ok1 := readMeta(f, ps); ok1 && int64(m1.pageSize) == ps {
+				meta, found = m1, true
+			}
+		}
+		if !found {
+			return nil // no bbolt header at all: bbolt refuses it, naming the file
+		}
+	}
+	if meta.pageSize < boltMinPageSize || meta.pageSize > boltMaxPageSize {
+		return damaged(path, fmt.Sprintf("its header gives a page size of %d", meta.pageSize))
+	}
+	if need := int64(meta.pgid) * int64(meta.pageSize); size < need {
+		return damaged(path, fmt.Sprintf("it holds %d bytes where its header says %d (%d pages of %d): it was cut short", size, need, meta.pgid, meta.pageSize))
+	}
+	return nil
+}
+
+func damaged(path, why string) error {
+	return fmt.Errorf("state: %s is damaged: %s. certsync will not start over on it (it would forget which cloud values it published). Restore the copy of the last good pass (cp %s %s); only when no good copy is left, move both aside and run `certsync sync --reclaim` once: %w",
+		path, why, path+BackupSuffix, path, ErrDamaged)
+}
+
+// Backup copies the state file, as of its last commit, to path.bak:
+// written beside it and renamed into place, so the backup is always a
+// whole file. The agent calls it after each successful commit.
+func (s *Store) Backup() error {
+	dst := s.path + BackupSuffix
+	tmp := dst + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("state: backup %s: %w", s.path, err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(f)
+		return err
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("state: backup %s to %s: %w", s.path, dst, err)
+	}
+	return nil
+}
+
+// OpenSnapshot opens a read-only copy of the state file as it is now:
+// the file's lock is held only while it is copied (milliseconds), so a
+// long reader (a dry run waiting on the cloud) never holds up the
+// agent's passes. The copy lives in a private temporary file, removed by
+// Close. A missing file is reported like a read-only Open's.
+func OpenSnapshot(path string, opts Options) (*Store, error) {
+	opts.ReadOnly = true
+	s, err := Open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp("", "certsync-state-snapshot-*.db")
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("state: snapshot of %s: %w", path, err)
+	}
+	name := tmp.Name()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(tmp)
+		return err
+	})
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(name)
+		return nil, fmt.Errorf("state: snapshot of %s: %w", path, err)
+	}
+	snap, err := Open(name, opts)
+	if err != nil {
+		_ = os.Remove(name)
+		return nil, fmt.Errorf("state: snapshot of %s: %w", path, err)
+	}
+	snap.removeOnClose = true
+	return snap, nil
+}
