@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,10 +131,16 @@ func TestGuard(t *testing.T) {
 		{"two users in a tiny directory", 2, 4, 0, 10, true, "maxDeletePercent"},
 		{"limits off", 1000, 1000, 0, 0, false, ""},
 	}
+	// The percent is of the users certsync publishes for: 100 records of
+	// which 10 hold values, 2 of them losing theirs, is 20%.
+	a := &Agent{safety: Safety{MaxDeletePercent: 10}}
+	if g := a.guard(Stats{UsersRemoving: 2, UsersInState: 100}, 10, nil); !g.Tripped || !strings.Contains(g.Reason, "2 of the 10 users") {
+		t.Fatalf("inflated denominator: %+v", g)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &Agent{safety: Safety{MaxDeletes: tc.maxDeletes, MaxDeletePercent: tc.maxPct}}
-			g := a.guard(Stats{UsersRemoving: tc.removing, UsersInState: tc.inState}, nil)
+			g := a.guard(Stats{UsersRemoving: tc.removing, UsersInState: tc.inState}, tc.inState, nil)
 			if g.Tripped != tc.tripped || !strings.Contains(g.Reason, tc.reasonMentions) {
 				t.Fatalf("got %+v", g)
 			}
@@ -248,6 +255,37 @@ func TestRecordFailureKeepsTheMode(t *testing.T) {
 		last, ok, err := f.store.LastPass()
 		if err != nil || !ok || last.Mode != tc.want || last.Result != "failed" || last.Error != "dc01 unreachable" {
 			t.Fatalf("%+v: last pass %+v %v %v", tc.o, last, ok, err)
+		}
+	}
+}
+
+// A renewal (the old certificate's value out, the new one's in) is not a
+// deletion: three users renewing at once pass a limit of one.
+func TestGuardIgnoresRenewals(t *testing.T) {
+	f := newFixture(t, graphtest.User{Mail: "a@x.test"}, graphtest.User{Mail: "b@x.test"}, graphtest.User{Mail: "c@x.test"})
+	var users []mapping.SourceUser
+	for _, m := range []string{"a@x.test", "b@x.test", "c@x.test"} {
+		u, _ := f.user(m, 1)
+		users = append(users, u)
+	}
+	f.src.users = users
+	f.pass(context.Background())
+	f.safety = Safety{MaxDeletes: 1}
+	var renewed []mapping.SourceUser
+	wants := map[string][]string{}
+	for _, m := range []string{"a@x.test", "b@x.test", "c@x.test"} {
+		u, want := f.user(m, 1)
+		renewed = append(renewed, u)
+		wants[m] = want
+	}
+	f.src.users = renewed
+	p := f.pass(context.Background())
+	if p.Guard.Tripped || p.Stats.ValuesRemoved != 3 || p.Stats.UsersRemoving != 0 {
+		t.Fatalf("renewals: guard %+v, stats %+v; want 3 values replaced and no user counted as losing", p.Guard, p.Stats)
+	}
+	for m, want := range wants {
+		if got := f.cloud(m); !slices.Equal(got, want) {
+			t.Fatalf("%s: %v, want %v", m, got, want)
 		}
 	}
 }

@@ -85,7 +85,7 @@ type Stats struct {
 	LDAPOperations int // requests sent to the directories
 	UsersInState   int // before the pass
 	UsersChanged   int // with at least one write planned (or done)
-	UsersRemoving  int // losing at least one value (the guard counts these)
+	UsersRemoving  int // left with fewer values in a target (the guard counts these; renewals are not)
 	UsersUnmatched int // no account in a target's service
 	// UsersSkipped: a target's service will not take values from certsync
 	// for them (still synced by Entra Connect), or they wait for another
@@ -104,6 +104,7 @@ type Guard struct {
 	Reason           string
 	UsersRemoving    int
 	UsersInState     int
+	UsersPublished   int // users whose records hold values: the percent limit's base
 	MaxDeletes       int
 	MaxDeletePercent int
 }
@@ -327,7 +328,13 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		return ui.Anchor < uj.Anchor
 	})
 	p.count()
-	p.Guard = a.guard(p.Stats, pl.drops)
+	published := p.Stats.UsersInState
+	if p.Stats.UsersRemoving > 0 {
+		if published, err = a.publishedUsers(); err != nil {
+			return nil, err
+		}
+	}
+	p.Guard = a.guard(p.Stats, published, pl.drops)
 	return p, nil
 }
 
@@ -537,7 +544,9 @@ func (p *Plan) count() {
 			}
 			s.ValuesAdded += len(t.Change.Add)
 			s.ValuesRemoved += len(t.Change.Remove)
-			removing = removing || len(t.Change.Remove) > 0
+			// A renewal (one value out, its successor in) is no loss: the
+			// guard counts users left with fewer values.
+			removing = removing || len(t.Change.Remove) > len(t.Change.Add)
 		}
 		if u.Changed() {
 			s.UsersChanged++
@@ -558,16 +567,19 @@ func (p *Plan) count() {
 }
 
 // guard applies the deletion limit (DESIGN.md §3).
-func (a *Agent) guard(s Stats, drops []string) Guard {
-	g := Guard{UsersRemoving: s.UsersRemoving, UsersInState: s.UsersInState, MaxDeletes: a.safety.MaxDeletes, MaxDeletePercent: a.safety.MaxDeletePercent}
+// The percent limit is of the users certsync publishes values for, not of
+// every record: records of users without values (kept values only, a
+// problem remembered) would inflate it.
+func (a *Agent) guard(s Stats, published int, drops []string) Guard {
+	g := Guard{UsersRemoving: s.UsersRemoving, UsersInState: s.UsersInState, UsersPublished: published, MaxDeletes: a.safety.MaxDeletes, MaxDeletePercent: a.safety.MaxDeletePercent}
 	var why []string
 	if g.MaxDeletes > 0 && g.UsersRemoving > g.MaxDeletes {
 		why = append(why, fmt.Sprintf("%d users would lose certificates, more than safety.maxDeletes (%d)", g.UsersRemoving, g.MaxDeletes))
 	}
 	// The percent limit never forbids touching a single user: in a small
 	// directory one certificate rotation would otherwise stop every pass.
-	if limit := max(1, g.MaxDeletePercent*g.UsersInState/100); g.MaxDeletePercent > 0 && g.UsersRemoving > limit {
-		why = append(why, fmt.Sprintf("%d of %d users known to certsync would lose certificates, more than safety.maxDeletePercent (%d%%, %d users)", g.UsersRemoving, g.UsersInState, g.MaxDeletePercent, limit))
+	if limit := max(1, g.MaxDeletePercent*g.UsersPublished/100); g.MaxDeletePercent > 0 && g.UsersRemoving > limit {
+		why = append(why, fmt.Sprintf("%d of the %d users certsync publishes for would lose certificates, more than safety.maxDeletePercent (%d%%, %d users)", g.UsersRemoving, g.UsersPublished, g.MaxDeletePercent, limit))
 	}
 	if g.UsersRemoving > 0 {
 		why = append(why, drops...)
@@ -577,6 +589,21 @@ func (a *Agent) guard(s Stats, drops []string) Guard {
 		g.Reason = strings.Join(why, "; ")
 	}
 	return g
+}
+
+// publishedUsers counts the records that hold values certsync published.
+func (a *Agent) publishedUsers() (int, error) {
+	n := 0
+	err := a.store.ForEach(func(rec state.Record) error {
+		if holdsValues(rec) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("agent: reading state: %w", err)
+	}
+	return n, nil
 }
 
 func certInfo(c mapping.Certificate) CertInfo {

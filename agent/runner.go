@@ -61,6 +61,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
+	if cfg.Safety.MaxDeletes == 0 && cfg.Safety.MaxDeletePercent == 0 {
+		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both 0; a pass may withdraw every user's certificates")
+	}
 	return r, nil
 }
 

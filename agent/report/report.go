@@ -53,6 +53,7 @@ type Guard struct {
 	Reason           string `json:"reason,omitempty"`
 	UsersRemoving    int    `json:"usersRemoving"`
 	UsersInState     int    `json:"usersInState"`
+	UsersPublished   int    `json:"usersPublished"`
 	MaxDeletes       int    `json:"maxDeletes"`
 	MaxDeletePercent int    `json:"maxDeletePercent"`
 }
@@ -147,7 +148,7 @@ func toHead(p *agent.Plan, dryRun bool, passErr error) Head {
 		r.Error = passErr.Error()
 	}
 	g := p.Guard
-	r.Guard = Guard{g.Tripped, g.Reason, g.UsersRemoving, g.UsersInState, g.MaxDeletes, g.MaxDeletePercent}
+	r.Guard = Guard{g.Tripped, g.Reason, g.UsersRemoving, g.UsersInState, g.UsersPublished, g.MaxDeletes, g.MaxDeletePercent}
 	s := p.Stats
 	r.Summary = Summary{s.UsersRead, s.LDAPOperations, s.UsersInState, s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersSkipped, s.UsersFailed,
 		s.ValuesAdded, s.ValuesRemoved, s.CertificatesAccepted, s.CertificatesRejected}

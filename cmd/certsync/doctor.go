@@ -61,6 +61,10 @@ func runDoctor(ctx context.Context, path string, out io.Writer) int {
 		return 1
 	}
 	lines = append(lines, doctorLine{"config", "load", "ok", path, ""})
+	if *cfg.Safety.MaxDeletes == 0 && *cfg.Safety.MaxDeletePercent == 0 {
+		lines = append(lines, doctorLine{"config", "safety", "warn", "safety.maxDeletes and safety.maxDeletePercent are both 0: no deletion limit, a pass may withdraw every user's certificates",
+			"set a limit (the defaults are 500 users and 10%) unless that is really meant"})
+	}
 	// The checks report problems themselves; the log would only repeat
 	// them.
 	log := zap.NewNop()

@@ -120,3 +120,12 @@ func TestDoctorWarnsAboutListedEndpointHosts(t *testing.T) {
 		t.Fatalf("listed override: no warning naming the host\n%s", out)
 	}
 }
+
+// Deletion limits both at 0 turn the guard off: doctor says so.
+func TestDoctorWarnsWithoutDeletionLimit(t *testing.T) {
+	w := newWorld(t, basicPeople(), "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	_, lines, out := w.doctor()
+	if l := lines["config safety"]; !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "no deletion limit") {
+		t.Fatalf("no warning about the missing deletion limit\n%s", out)
+	}
+}
