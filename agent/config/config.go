@@ -99,6 +99,10 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o002 != 0 {
+		// Whoever may write it decides where certsync sends its tokens.
+		return nil, fmt.Errorf("config: %s may be written by every user of the machine (mode %04o): chmod o-w %s", path, fi.Mode().Perm(), path)
+	}
 	c, err := Parse(data, filepath.Dir(abs))
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
@@ -342,6 +346,9 @@ func (c *Config) validatePolicy() error {
 }
 
 func (c *Config) validateRest() error {
+	if err := c.validateSecretFiles(); err != nil {
+		return err
+	}
 	if c.Schedule.Interval < 10*time.Second {
 		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 10s", c.Schedule.Interval))
 	}

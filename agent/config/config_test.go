@@ -249,3 +249,37 @@ func TestReadCerts(t *testing.T) {
 		t.Fatalf("a file without certificates: got %v", err)
 	}
 }
+
+// A secret file every user may read is refused, naming the key and the
+// file; so is a configuration file every user may write.
+func TestWorldOpenFilesRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		mode       os.FileMode
+		want       string
+	}{
+		{"password file world-readable", "pw", 0o644, "source.bind.passwordFile: "},
+		{"password file world-writable", "pw", 0o602, "source.bind.passwordFile: "},
+		{"group-readable is fine", "pw", 0o640, ""},
+		{"config world-writable", "agent.yaml", 0o666, "may be written by every user"},
+		{"config world-readable is fine", "agent.yaml", 0o644, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t)
+			cfg := filepath.Join(dir, "agent.yaml")
+			if err := os.WriteFile(cfg, []byte(validYAML), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(dir, tc.file), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Join(dir, tc.file))):
+				t.Fatalf("Load: %v; want an error with %q naming %s", err, tc.want, tc.file)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/certsync/certsync/mapping"
@@ -119,4 +120,45 @@ func (c *Config) ExtKeyUsageList() []x509.ExtKeyUsage {
 		}
 	}
 	return out
+}
+
+// privateFile refuses a secret file (a password, client secret, private
+// key or keytab) that every user of the machine may read or write: the
+// secret is then no longer certsync's alone. key names it in the error.
+// A file that cannot be stat'ed is left to the check that reads it.
+func privateFile(key, path string) error {
+	if path == "" || runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		return keyErr(key, fmt.Sprintf("%s is open to every user of the machine (mode %04o); a secret must not be: chmod o-rwx %s", path, perm, path))
+	}
+	return nil
+}
+
+// validateSecretFiles checks every secret file the configuration names.
+func (c *Config) validateSecretFiles() error {
+	for i, s := range c.Sources {
+		key := c.sourceKey(i)
+		for _, f := range []struct{ key, path string }{
+			{key + ".bind.passwordFile", s.Bind.PasswordFile}, {key + ".bind.keytabFile", s.Bind.KeytabFile},
+		} {
+			if err := privateFile(f.key, c.Path(f.path)); err != nil {
+				return err
+			}
+		}
+	}
+	cr := c.Cloud.Credential
+	for _, f := range []struct{ key, path string }{
+		{"cloud.credential.secretFile", cr.SecretFile}, {"cloud.credential.certificateFile", cr.CertificateFile},
+	} {
+		if err := privateFile(f.key, c.Path(f.path)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
