@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -248,7 +249,13 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 {
-		return time.Duration(secs * float64(time.Second)), true
+		// A huge value (or "Inf") does not fit a Duration: converting it
+		// would give a negative wait, and a retry at once. It is the
+		// longest wait instead, beyond any MaxWait: not retried.
+		if ns := secs * float64(time.Second); ns < float64(math.MaxInt64) {
+			return time.Duration(ns), true
+		}
+		return time.Duration(math.MaxInt64), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0), true
