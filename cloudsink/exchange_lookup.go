@@ -118,12 +118,12 @@ func (x *Exchange) getMailbox(ctx context.Context, prop, value string) (LookupRe
 // before a write would then drop values certsync does not own.
 func parseMailbox(raw json.RawMessage) (*Account, error) {
 	var m struct {
-		ExternalDirectoryObjectID string    `json:"ExternalDirectoryObjectId"`
-		UserPrincipalName         string    `json:"UserPrincipalName"`
-		PrimarySmtpAddress        string    `json:"PrimarySmtpAddress"`
-		IsDirSynced               *bool     `json:"IsDirSynced"`
-		UserCertificate           *[]string `json:"UserCertificate"`
-		UserSMimeCertificate      *[]string `json:"UserSMimeCertificate"`
+		ExternalDirectoryObjectID string      `json:"ExternalDirectoryObjectId"`
+		UserPrincipalName         string      `json:"UserPrincipalName"`
+		PrimarySmtpAddress        string      `json:"PrimarySmtpAddress"`
+		IsDirSynced               *bool       `json:"IsDirSynced"`
+		UserCertificate           *byteArrays `json:"UserCertificate"`
+		UserSMimeCertificate      *byteArrays `json:"UserSMimeCertificate"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("not a mailbox: %w", err)
@@ -149,6 +149,35 @@ func parseMailbox(raw json.RawMessage) (*Account, error) {
 		acc.Refusal = RefusalExchangeSynced
 	}
 	return acc, nil
+}
+
+// byteArrays reads a byte[] collection in either shape the admin API is
+// seen to use: base64 strings (a captured Get-Mailbox answer types the
+// collection "#Collection(String)"), or {"Data":"<base64>"} items with an
+// optional "#Exchange.ByteArrayType" annotation, as the module writes them.
+// null reads as empty.
+type byteArrays []string
+
+func (b *byteArrays) UnmarshalJSON(raw []byte) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return fmt.Errorf("a byte-array collection is not an array: %w", err)
+	}
+	out := make(byteArrays, 0, len(items))
+	for i, it := range items {
+		var s string
+		if json.Unmarshal(it, &s) == nil && s != "" {
+			out = append(out, s)
+			continue
+		}
+		var obj byteArrayItem
+		if err := json.Unmarshal(it, &obj); err != nil || obj.Data == "" || (obj.Type != "" && obj.Type != odataByteArray) {
+			return fmt.Errorf("item %d of a byte-array collection is neither a base64 string nor {\"Data\":\"<base64>\"}", i+1)
+		}
+		out = append(out, obj.Data)
+	}
+	*b = out
+	return nil
 }
 
 // normalizeCertValues brings values to the form certsync writes, standard

@@ -175,7 +175,7 @@ func TestExchangeApply(t *testing.T) {
 		{"more than 15 refused locally", []Update{{Key: "a", AccountID: ada, Target: TargetUserCertificate, Values: b64(certs[0:16]...)}}, 0, []string{"at most 15"}, nil},
 		{"not base64 refused locally", []Update{{Key: "a", AccountID: ada, Target: TargetUserCertificate, Values: []string{"X509:<SKI>00"}}}, 0, []string{"base64"}, nil},
 		{"unknown target", []Update{{Key: "a", AccountID: ada, Target: TargetCertificateUserIDs, Values: nil}}, 0, []string{"not one the Exchange sink writes"}, nil},
-		{"emulator rejects a non-certificate", []Update{{Key: "a", AccountID: bob, Target: TargetUserCertificate, Values: []string{base64.StdEncoding.EncodeToString([]byte("not a certificate"))}}}, 1, []string{"not a valid X.509 certificate"}, nil},
+		{"emulator rejects a non-certificate", []Update{{Key: "a", AccountID: bob, Target: TargetUserCertificate, Values: []string{base64.StdEncoding.EncodeToString([]byte("not a certificate"))}}}, 1, []string{"is neither an X.509 certificate"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -340,7 +340,8 @@ func encodeValues(vs [][]byte) []string {
 var certParams = []string{"UserCertificate", "UserSMimeCertificate"}
 
 func (s *Server) setMailbox(params map[string]json.RawMessage) response {
-	if resp, ok := checkParams(params, "identity", "usercertificate", "usersmimecertificate", "confirm"); !ok {
+	if resp, ok := checkParams(params, "identity", "usercertificate", "usersmimecertificate", "confirm",
+		"usercertificate@odata.type", "usersmimecertificate@odata.type"); !ok {
 		return resp
 	}
 	identity, hasIdentity, bad := stringParam(params, "Identity")
@@ -361,9 +362,12 @@ func (s *Server) setMailbox(params map[string]json.RawMessage) response {
 	for _, name := range certParams {
 		raw, ok := params[strings.ToLower(name)]
 		if !ok {
+			if _, annotated := params[strings.ToLower(name)+"@odata.type"]; annotated {
+				return cmdletError(typeParameter, "The annotation '%s@odata.type' was sent without the parameter.", name)
+			}
 			continue
 		}
-		vs, resp, ok := decodeValues(name, raw)
+		vs, resp, ok := decodeValues(name, raw, params[strings.ToLower(name)+"@odata.type"])
 		if !ok {
 			return resp
 		}
@@ -397,22 +401,50 @@ func (s *Server) setMailbox(params map[string]json.RawMessage) response {
 	return resp
 }
 
-// decodeValues reads a certificate collection: null or [] clears it,
-// otherwise at most MaxValues base64 strings of X.509 certificates.
-func decodeValues(name string, raw json.RawMessage) ([][]byte, response, bool) {
+// The OData types the module gives byte[][] parameters and their items.
+const (
+	byteArrayCollectionType = "#Collection(Exchange.ByteArrayType)"
+	byteArrayType           = "#Exchange.ByteArrayType"
+)
+
+// decodeValues reads a certificate collection in the one shape the
+// ExchangeOnlineManagement module sends byte[][] parameters: the
+// collection annotated "<Param>@odata.type":"#Collection(Exchange.ByteArrayType)",
+// each item {"@odata.type":"#Exchange.ByteArrayType","Data":"<base64>"}
+// (the item annotation may be left out: the collection's types it). null
+// or [] clears it (the module's -Param $null and @()). Plain base64
+// strings are refused: that is not what the module sends. At most
+// MaxValues values, each an X.509 certificate or a PKCS#7 of them.
+func decodeValues(name string, raw, annotation json.RawMessage) ([][]byte, response, bool) {
 	if string(bytes.TrimSpace(raw)) == "null" {
 		return nil, response{}, true
 	}
-	var strs []string
-	if err := json.Unmarshal(raw, &strs); err != nil {
-		return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Cannot convert the value to type \"Microsoft.Exchange.Data.MultiValuedProperty`1[System.Byte[]]\": it is not an array of base64 strings.", name), false
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Cannot convert the value to type \"Microsoft.Exchange.Data.MultiValuedProperty`1[System.Byte[]]\": it is not an array.", name), false
 	}
-	if len(strs) > MaxValues {
-		return nil, cmdletError(typeInvalidValue, "The property '%s' can hold at most %d values; %d were given.", name, MaxValues, len(strs)), false
+	if len(items) == 0 {
+		return nil, response{}, true
 	}
-	out := make([][]byte, 0, len(strs))
-	for i, v := range strs {
-		der, err := base64.StdEncoding.Strict().DecodeString(v)
+	var typ string
+	if annotation == nil || json.Unmarshal(annotation, &typ) != nil || typ != byteArrayCollectionType {
+		return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. The collection must be annotated '%s@odata.type': '%s'.", name, name, byteArrayCollectionType), false
+	}
+	if len(items) > MaxValues {
+		return nil, cmdletError(typeInvalidValue, "The property '%s' can hold at most %d values; %d were given.", name, MaxValues, len(items)), false
+	}
+	out := make([][]byte, 0, len(items))
+	for i, it := range items {
+		dec := json.NewDecoder(bytes.NewReader(it))
+		dec.DisallowUnknownFields()
+		var item struct {
+			Type *string `json:"@odata.type"`
+			Data *string `json:"Data"`
+		}
+		if err := dec.Decode(&item); err != nil || item.Data == nil || (item.Type != nil && *item.Type != byteArrayType) {
+			return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Value %d is not {\"@odata.type\":\"%s\",\"Data\":\"<base64>\"}.", name, i+1, byteArrayType), false
+		}
+		der, err := base64.StdEncoding.Strict().DecodeString(*item.Data)
 		if err != nil {
 			return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Value %d is not a base64 string: %v.", name, i+1, err), false
 		}
