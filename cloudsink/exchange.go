@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -82,6 +83,18 @@ type Exchange struct {
 	anchor    string
 	client    *http.Client
 	retryPolicy
+
+	known *knownRecipients // non-nil
+}
+
+// knownRecipients is what the sink learnt from Exchange's answers.
+type knownRecipients struct {
+	mu sync.Mutex // guards everything below
+	// listed answers lookups while a Prefetch is in force (nil otherwise).
+	listed *recipientIndex
+	// mailUsers are the account IDs lookups found to be mail users:
+	// Set-MailUser writes them.
+	mailUsers map[string]bool
 }
 
 var _ Sink = (*Exchange)(nil)
@@ -120,6 +133,7 @@ func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
 		invokeURL:   root + "/adminapi/beta/" + tenant + "/InvokeCommand",
 		anchor:      "APP:" + exchangeAnchor + "@" + tenant,
 		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
+		known:       &knownRecipients{mailUsers: map[string]bool{}},
 		client: &http.Client{
 			Transport: newTransport(cfg.RootCAs),
 			// InvokeCommand redirects nothing certsync calls; a redirect is
@@ -164,6 +178,12 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 	if query != "" {
 		target += "?" + query
 	}
+	return x.invokeAt(ctx, cmdlet, body, target, what)
+}
+
+// invokeAt POSTs body to target: InvokeCommand's URL, or a page's
+// @odata.nextLink (checked by the caller to stay on Exchange's host).
+func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, target, what string) (*exchangeAnswer, error) {
 	for attempt := 1; ; attempt++ {
 		tok, err := x.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{x.scope}})
 		if err != nil {

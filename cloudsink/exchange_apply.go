@@ -60,8 +60,9 @@ func (x *Exchange) Apply(ctx context.Context, updates []Update) []Result {
 	sent := make([]bool, len(writes))
 	fatal := x.runEach(ctx, len(writes), func(n int) error {
 		w := writes[n]
-		what := fmt.Sprintf("Set-Mailbox -Identity %q", w.accountID)
-		_, err := x.invoke(ctx, "Set-Mailbox", w.params, "", what)
+		cmdlet := x.setCmdlet(w.accountID)
+		what := fmt.Sprintf("%s -Identity %q", cmdlet, w.accountID)
+		_, err := x.invoke(ctx, cmdlet, w.params, "", what)
 		errs[n], sent[n] = err, true
 		if err != nil && isExchangeFatal(err) {
 			return err

@@ -41,6 +41,13 @@ type Mailbox struct {
 	// ExternalDirectoryObjectID is the Entra user's object ID; default: a
 	// fresh GUID.
 	ExternalDirectoryObjectID string
+	// MailUser makes this a mail user (RecipientTypeDetails MailUser: a
+	// recipient with an external address and no mailbox here), read by
+	// Get-MailUser and written by Set-MailUser, not the *-Mailbox cmdlets.
+	MailUser bool
+	// EmailAddresses are further SMTP addresses (proxy addresses) the
+	// recipient is found by, besides PrimarySmtpAddress.
+	EmailAddresses []string
 	// IsDirSynced marks a mailbox Entra Connect syncs from on-premises:
 	// Set-Mailbox refuses to change its certificates.
 	IsDirSynced bool
@@ -50,6 +57,7 @@ type Mailbox struct {
 }
 
 func (m Mailbox) clone() Mailbox {
+	m.EmailAddresses = append([]string(nil), m.EmailAddresses...)
 	m.UserCertificate = cloneValues(m.UserCertificate)
 	m.UserSMimeCertificate = cloneValues(m.UserSMimeCertificate)
 	return m
@@ -221,7 +229,7 @@ func (s *Server) reindexLocked() {
 	s.byKey = make(map[string][]*Mailbox, 4*len(s.mailboxes))
 	for _, m := range s.mailboxes {
 		seen := map[string]bool{}
-		for _, k := range []string{m.Identity, m.UserPrincipalName, m.PrimarySmtpAddress, m.ExternalDirectoryObjectID} {
+		for _, k := range append([]string{m.Identity, m.UserPrincipalName, m.PrimarySmtpAddress, m.ExternalDirectoryObjectID}, m.EmailAddresses...) {
 			k = strings.ToLower(k)
 			if k != "" && !seen[k] {
 				seen[k] = true
