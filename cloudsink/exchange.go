@@ -49,6 +49,10 @@ type ExchangeConfig struct {
 	// emulator at https://127.0.0.1:8443 (no path). "" = the environment's.
 	// The token is still asked for the environment's Exchange resource.
 	Endpoint string
+	// RedirectHosts are further hosts a redirect may lead to, with the
+	// token (tests: another name of the emulator). The environment's
+	// Exchange host, its subdomains and the endpoint's host always may.
+	RedirectHosts []string
 	// TenantID names the tenant in every request's path (its GUID or its
 	// initial domain).
 	TenantID   string
@@ -85,6 +89,9 @@ type Exchange struct {
 	retryPolicy
 
 	known *knownRecipients // non-nil
+	// redirectHosts: a redirect to one of them (or a subdomain) keeps the
+	// token; anywhere else is refused.
+	redirectHosts []string
 }
 
 // knownRecipients is what the sink learnt from Exchange's answers.
@@ -95,6 +102,9 @@ type knownRecipients struct {
 	// mailUsers are the account IDs lookups found to be mail users:
 	// Set-MailUser writes them.
 	mailUsers map[string]bool
+	// pauseUntil: Exchange said (Rate-Limit-Remaining: 0) that no request
+	// is welcome before then.
+	pauseUntil time.Time
 }
 
 var _ Sink = (*Exchange)(nil)
@@ -126,7 +136,9 @@ func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
 		}
 		root = u.String()
 	}
+	hosts := append([]string{hostOnly(ep.Exchange), hostOnly(root)}, cfg.RedirectHosts...)
 	x := &Exchange{
+		redirectHosts: hosts,
 		log:         log,
 		cred:        cfg.Credential,
 		scope:       ep.Exchange + "/.default",
@@ -184,7 +196,11 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 // invokeAt POSTs body to target: InvokeCommand's URL, or a page's
 // @odata.nextLink (checked by the caller to stay on Exchange's host).
 func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, target, what string) (*exchangeAnswer, error) {
+	redirects := 0
 	for attempt := 1; ; attempt++ {
+		if err := x.known.waitRateLimit(ctx, x.maxWait); err != nil {
+			return nil, fmt.Errorf("cloudsink: exchange: %s: waiting for the rate limit to reset: %w", what, err)
+		}
 		tok, err := x.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{x.scope}})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -219,6 +235,21 @@ func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, tar
 		if rerr != nil {
 			return nil, fmt.Errorf("cloudsink: exchange: %s: reading the answer: %w", what, rerr)
 		}
+		x.known.noteRateLimit(resp.Header, time.Now())
+		if isRedirect(resp.StatusCode) {
+			next, err := x.redirectTarget(resp, target)
+			if err != nil || redirects == maxExchangeRedirects {
+				if err == nil {
+					err = fmt.Errorf("more than %d redirects", maxExchangeRedirects)
+				}
+				return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, err)
+			}
+			x.log.Info("exchange: redirected", zap.String("call", what), zap.String("to", next))
+			redirects++
+			attempt--
+			target = next
+			continue
+		}
 		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 			var ans exchangeAnswer
 			if err := json.Unmarshal(raw, &ans); err != nil {
@@ -230,7 +261,7 @@ func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, tar
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			return nil, errFatal{e}
 		}
-		if !temporaryStatus(resp.StatusCode) || attempt >= x.maxAttempts {
+		if !exchangeTemporary(resp.StatusCode, raw) || attempt >= x.maxAttempts {
 			return nil, e
 		}
 		wait, ok := x.retryWait(resp.Header.Get("Retry-After"), attempt)
