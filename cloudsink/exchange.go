@@ -139,13 +139,13 @@ func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
 	hosts := append([]string{hostOnly(ep.Exchange), hostOnly(root)}, cfg.RedirectHosts...)
 	x := &Exchange{
 		redirectHosts: hosts,
-		log:         log,
-		cred:        cfg.Credential,
-		scope:       ep.Exchange + "/.default",
-		invokeURL:   root + "/adminapi/beta/" + tenant + "/InvokeCommand",
-		anchor:      "APP:" + exchangeAnchor + "@" + tenant,
-		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
-		known:       &knownRecipients{mailUsers: map[string]bool{}},
+		log:           log,
+		cred:          cfg.Credential,
+		scope:         ep.Exchange + "/.default",
+		invokeURL:     root + "/adminapi/beta/" + tenant + "/InvokeCommand",
+		anchor:        "APP:" + exchangeAnchor + "@" + tenant,
+		retryPolicy:   newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff),
+		known:         &knownRecipients{mailUsers: map[string]bool{}},
 		client: &http.Client{
 			Transport: newTransport(cfg.RootCAs),
 			// InvokeCommand redirects nothing certsync calls; a redirect is
