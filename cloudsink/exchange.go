@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -219,7 +220,7 @@ func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, tar
 		req.Header.Set("X-CmdletName", cmdlet)
 		req.Header.Set("X-ClientApplication", "certsync")
 		req.Header.Set("X-ResponseFormat", "json")
-		req.Header.Set("Prefer", "odata.maxpagesize=1000")
+		req.Header.Set("Prefer", "odata.maxpagesize="+strconv.Itoa(exchangePageSize))
 		req.Header.Set("client-request-id", newRequestID())
 		resp, err := x.client.Do(req)
 		if err != nil {
