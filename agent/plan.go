@@ -449,6 +449,11 @@ type removalWarner interface {
 // whole directory.
 func (a *Agent) resolve(ctx context.Context, candidates []*UserPlan) error {
 	for ti, t := range a.targets {
+		done, err := a.prefetch(ctx, ti, candidates)
+		if err != nil {
+			return err
+		}
+		defer done()
 		for chunk := range slices.Chunk(candidates, cloudChunk) {
 			var lookups []cloudsink.Lookup
 			for _, up := range chunk {
@@ -470,6 +475,33 @@ func (a *Agent) resolve(ctx context.Context, candidates []*UserPlan) error {
 		}
 	}
 	return nil
+}
+
+// bulkLookup is a Target that reads many accounts more cheaply at once
+// than one by one (Exchange: paged listings); it decides from the lookups
+// whether to, and answers the pass's Lookups from what it read until
+// done.
+type bulkLookup interface {
+	Prefetch(ctx context.Context, lookups []cloudsink.Lookup) (done func(), err error)
+}
+
+// prefetch hands every lookup of the pass to a bulkLookup target.
+func (a *Agent) prefetch(ctx context.Context, ti int, candidates []*UserPlan) (func(), error) {
+	bl, ok := a.targets[ti].(bulkLookup)
+	if !ok {
+		return func() {}, nil
+	}
+	var lookups []cloudsink.Lookup
+	for _, up := range candidates {
+		if l, ok := a.lookupFor(ti, up); ok {
+			lookups = append(lookups, l)
+		}
+	}
+	done, err := bl.Prefetch(ctx, lookups)
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading %d users' accounts in %s at once: %w", len(lookups), a.targets[ti].Name(), err)
+	}
+	return done, nil
 }
 
 // cloudChunk is how many users go to a target in one Lookup or Apply

@@ -181,6 +181,12 @@ func (t *ExchangeTarget) Lookup(ctx context.Context, l []cloudsink.Lookup) (map[
 	return t.sink.Lookup(ctx, l)
 }
 
+// Prefetch lets a large pass list every recipient in pages instead of
+// asking for each (cloudsink.Exchange.Prefetch).
+func (t *ExchangeTarget) Prefetch(ctx context.Context, l []cloudsink.Lookup) (func(), error) {
+	return t.sink.Prefetch(ctx, l)
+}
+
 func (t *ExchangeTarget) Apply(ctx context.Context, u []cloudsink.Update) []cloudsink.Result {
 	return t.sink.Apply(ctx, u)
 }

@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -48,6 +50,10 @@ type ExchangeConfig struct {
 	// emulator at https://127.0.0.1:8443 (no path). "" = the environment's.
 	// The token is still asked for the environment's Exchange resource.
 	Endpoint string
+	// RedirectHosts are further hosts a redirect may lead to, with the
+	// token (tests: another name of the emulator). The environment's
+	// Exchange host, its subdomains and the endpoint's host always may.
+	RedirectHosts []string
 	// TenantID names the tenant in every request's path (its GUID or its
 	// initial domain).
 	TenantID   string
@@ -84,6 +90,24 @@ type Exchange struct {
 	anchor    string
 	client    *http.Client
 	retryPolicy
+
+	known *knownRecipients // non-nil
+	// redirectHosts: a redirect to one of them (or a subdomain) keeps the
+	// token; anywhere else is refused.
+	redirectHosts []string
+}
+
+// knownRecipients is what the sink learnt from Exchange's answers.
+type knownRecipients struct {
+	mu sync.Mutex // guards everything below
+	// listed answers lookups while a Prefetch is in force (nil otherwise).
+	listed *recipientIndex
+	// mailUsers are the account IDs lookups found to be mail users:
+	// Set-MailUser writes them.
+	mailUsers map[string]bool
+	// pauseUntil: Exchange said (Rate-Limit-Remaining: 0) that no request
+	// is welcome before then.
+	pauseUntil time.Time
 }
 
 var _ Sink = (*Exchange)(nil)
@@ -115,13 +139,16 @@ func NewExchange(cfg ExchangeConfig, log *zap.Logger) (*Exchange, error) {
 		}
 		root = u.String()
 	}
+	hosts := append([]string{hostOnly(ep.Exchange), hostOnly(root)}, cfg.RedirectHosts...)
 	x := &Exchange{
-		log:         log,
-		cred:        cfg.Credential,
-		scope:       ep.Exchange + "/.default",
-		invokeURL:   root + "/adminapi/beta/" + tenant + "/InvokeCommand",
-		anchor:      "APP:" + exchangeAnchor + "@" + tenant,
-		retryPolicy: newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff).observed(cfg.OnRetryWait),
+		redirectHosts: hosts,
+		log:           log,
+		cred:          cfg.Credential,
+		scope:         ep.Exchange + "/.default",
+		invokeURL:     root + "/adminapi/beta/" + tenant + "/InvokeCommand",
+		anchor:        "APP:" + exchangeAnchor + "@" + tenant,
+		retryPolicy:   newRetryPolicy(cfg.Concurrency, cfg.MaxAttempts, cfg.MaxWait, cfg.Backoff).observed(cfg.OnRetryWait),
+		known:         &knownRecipients{mailUsers: map[string]bool{}},
 		client: &http.Client{
 			Transport: newTransport(cfg.RootCAs),
 			// InvokeCommand redirects nothing certsync calls; a redirect is
@@ -166,7 +193,17 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 	if query != "" {
 		target += "?" + query
 	}
+	return x.invokeAt(ctx, cmdlet, body, target, what)
+}
+
+// invokeAt POSTs body to target: InvokeCommand's URL, or a page's
+// @odata.nextLink (checked by the caller to stay on Exchange's host).
+func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, target, what string) (*exchangeAnswer, error) {
+	redirects := 0
 	for attempt := 1; ; attempt++ {
+		if err := x.known.waitRateLimit(ctx, x.maxWait); err != nil {
+			return nil, fmt.Errorf("cloudsink: exchange: %s: waiting for the rate limit to reset: %w", what, err)
+		}
 		tok, err := x.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{x.scope}})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -185,7 +222,7 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 		req.Header.Set("X-CmdletName", cmdlet)
 		req.Header.Set("X-ClientApplication", "certsync")
 		req.Header.Set("X-ResponseFormat", "json")
-		req.Header.Set("Prefer", "odata.maxpagesize=1000")
+		req.Header.Set("Prefer", "odata.maxpagesize="+strconv.Itoa(exchangePageSize))
 		req.Header.Set("client-request-id", newRequestID())
 		resp, err := x.client.Do(req)
 		if err != nil {
@@ -201,6 +238,21 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 		if rerr != nil {
 			return nil, fmt.Errorf("cloudsink: exchange: %s: reading the answer: %w", what, rerr)
 		}
+		x.known.noteRateLimit(resp.Header, time.Now())
+		if isRedirect(resp.StatusCode) {
+			next, err := x.redirectTarget(resp, target)
+			if err != nil || redirects == maxExchangeRedirects {
+				if err == nil {
+					err = fmt.Errorf("more than %d redirects", maxExchangeRedirects)
+				}
+				return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, err)
+			}
+			x.log.Info("exchange: redirected", zap.String("call", what), zap.String("to", next))
+			redirects++
+			attempt--
+			target = next
+			continue
+		}
 		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 			var ans exchangeAnswer
 			if err := json.Unmarshal(raw, &ans); err != nil {
@@ -212,7 +264,7 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			return nil, errFatal{e}
 		}
-		if !temporaryStatus(resp.StatusCode) || attempt >= x.maxAttempts {
+		if !exchangeTemporary(resp.StatusCode, raw) || attempt >= x.maxAttempts {
 			return nil, e
 		}
 		wait, ok := x.retryWait(resp.Header.Get("Retry-After"), attempt)

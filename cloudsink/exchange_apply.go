@@ -49,8 +49,9 @@ func (x *Exchange) Apply(ctx context.Context, updates []Update) []Result {
 			results[i].Err = fmt.Errorf("cloudsink: exchange: update %s (mailbox %s): a second update of %s in the same Apply; send one", u.Key, u.AccountID, u.Target)
 			continue
 		}
-		// Never nil: an empty array clears the attribute.
-		w.params[param] = append([]string{}, u.Values...)
+		for k, v := range byteArrayParam(param, u.Values) {
+			w.params[k] = v
+		}
 		w.updates = append(w.updates, i)
 	}
 	errs := make([]error, len(writes))
@@ -59,8 +60,9 @@ func (x *Exchange) Apply(ctx context.Context, updates []Update) []Result {
 	sent := make([]bool, len(writes))
 	fatal := x.runEach(ctx, len(writes), func(n int) error {
 		w := writes[n]
-		what := fmt.Sprintf("Set-Mailbox -Identity %q", w.accountID)
-		_, err := x.invoke(ctx, "Set-Mailbox", w.params, "", what)
+		cmdlet := x.setCmdlet(w.accountID)
+		what := fmt.Sprintf("%s -Identity %q", cmdlet, w.accountID)
+		_, err := x.invoke(ctx, cmdlet, w.params, "", what)
 		errs[n], sent[n] = err, true
 		if err != nil && isExchangeFatal(err) {
 			return err
@@ -80,6 +82,35 @@ func (x *Exchange) Apply(ctx context.Context, updates []Update) []Result {
 		}
 	}
 	return results
+}
+
+// byteArrayParam encodes a byte[][] cmdlet parameter as the
+// ExchangeOnlineManagement module does (exchange_notes.md, "Byte-array
+// values"): the collection annotated "#Collection(Exchange.ByteArrayType)",
+// each item {"@odata.type":"#Exchange.ByteArrayType","Data":"<base64>"}.
+// No values is JSON null, what the module sends for -Param $null, which
+// clears the attribute. values are standard base64 already.
+func byteArrayParam(param string, values []string) map[string]any {
+	if len(values) == 0 {
+		return map[string]any{param: nil}
+	}
+	items := make([]byteArrayItem, len(values))
+	for i, v := range values {
+		items[i] = byteArrayItem{Type: odataByteArray, Data: v}
+	}
+	return map[string]any{param + "@odata.type": odataByteArrayCollection, param: items}
+}
+
+// The OData types of byte arrays in InvokeCommand bodies.
+const (
+	odataByteArray           = "#Exchange.ByteArrayType"
+	odataByteArrayCollection = "#Collection(Exchange.ByteArrayType)"
+)
+
+// byteArrayItem is one byte[] of a collection parameter.
+type byteArrayItem struct {
+	Type string `json:"@odata.type,omitempty"`
+	Data string `json:"Data"`
 }
 
 // checkExchangeUpdate checks an update against what certsync sends to

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
 // mailboxSelect is every Get-Mailbox property certsync reads; the rest of
 // a mailbox (some 15 KB) stays on the server.
-const mailboxSelect = "ExternalDirectoryObjectId,UserPrincipalName,PrimarySmtpAddress,IsDirSynced,UserCertificate,UserSMimeCertificate"
+const mailboxSelect = "ExternalDirectoryObjectId,UserPrincipalName,PrimarySmtpAddress,EmailAddresses,RecipientTypeDetails,IsDirSynced,UserCertificate,UserSMimeCertificate"
 
 // Lookup resolves mailboxes with one Get-Mailbox -Identity per distinct
 // value, Concurrency at a time. Properties: "mail" and
@@ -40,8 +41,13 @@ func (x *Exchange) Lookup(ctx context.Context, lookups []Lookup) (map[string]Loo
 		}
 	}
 	results := make([]LookupResult, len(queries))
+	listed := x.listing()
 	fatal := x.runEach(ctx, len(queries), func(i int) error {
-		res, err := x.getMailbox(ctx, queries[i].prop, queries[i].value)
+		if listed != nil {
+			results[i] = listed.find(queries[i].prop, queries[i].value)
+			return nil
+		}
+		res, err := x.getRecipient(ctx, queries[i].prop, queries[i].value)
 		results[i] = res
 		return err
 	})
@@ -79,11 +85,21 @@ func checkExchangeLookup(l Lookup) error {
 	return nil
 }
 
-// getMailbox runs one Get-Mailbox. The error is for failures that will
-// repeat for every lookup; per-mailbox answers go in the result.
-func (x *Exchange) getMailbox(ctx context.Context, prop, value string) (LookupResult, error) {
-	what := fmt.Sprintf("Get-Mailbox -Identity %q", value)
-	ans, err := x.invoke(ctx, "Get-Mailbox", map[string]any{"Identity": value}, url.Values{"$select": {mailboxSelect}}.Encode(), what)
+// getRecipient runs Get-Mailbox, and Get-MailUser when no mailbox has
+// that identity. The error is for failures that will repeat for every
+// lookup; per-recipient answers go in the result.
+func (x *Exchange) getRecipient(ctx context.Context, prop, value string) (LookupResult, error) {
+	res, err := x.getOne(ctx, "Get-Mailbox", prop, value)
+	if err != nil || !errors.Is(res.Err, ErrNotFound) {
+		return res, err
+	}
+	return x.getOne(ctx, "Get-MailUser", prop, value)
+}
+
+// getOne runs one Get-Mailbox or Get-MailUser -Identity.
+func (x *Exchange) getOne(ctx context.Context, cmdlet, prop, value string) (LookupResult, error) {
+	what := fmt.Sprintf("%s -Identity %q", cmdlet, value)
+	ans, err := x.invoke(ctx, cmdlet, map[string]any{"Identity": value}, url.Values{"$select": {mailboxSelect}}.Encode(), what)
 	var e *Error
 	switch {
 	case errors.As(err, &e) && e.Code == exoNotFound:
@@ -99,42 +115,67 @@ func (x *Exchange) getMailbox(ctx context.Context, prop, value string) (LookupRe
 	case len(ans.Value) > 1 || ans.NextLink != "":
 		return LookupResult{Err: ErrAmbiguous}, nil
 	}
-	acc, err := parseMailbox(ans.Value[0])
+	r, err := parseMailbox(ans.Value[0])
 	if err != nil {
 		return LookupResult{Err: fmt.Errorf("cloudsink: exchange: %s: %w", what, err)}, nil
 	}
-	switch {
-	case prop == "id" && !strings.EqualFold(acc.ID, value),
-		prop == "userPrincipalName" && !strings.EqualFold(acc.UserPrincipalName, value):
+	r.mailUser = r.mailUser || cmdlet == "Get-MailUser"
+	if !r.has(prop, value) {
 		// -Identity also resolves names and aliases; this lookup wants the
-		// mailbox whose property has this value.
+		// recipient whose property has this value.
 		return LookupResult{Err: ErrNotFound}, nil
 	}
-	return LookupResult{Account: acc}, nil
+	x.noteKind(r)
+	return LookupResult{Account: r.acc}, nil
+}
+
+// has reports whether the recipient's prop is value: its object ID, its
+// userPrincipalName, or, for mail, one of its SMTP addresses (primary or
+// proxy), so that a lookup by mail never takes a recipient -Identity
+// resolved by some other name.
+func (r recipient) has(prop, value string) bool {
+	switch prop {
+	case "id":
+		return strings.EqualFold(r.acc.ID, value)
+	case "userPrincipalName":
+		return strings.EqualFold(r.acc.UserPrincipalName, value)
+	}
+	return slices.ContainsFunc(r.addresses, func(a string) bool { return strings.EqualFold(a, value) })
 }
 
 // parseMailbox builds the Account. A mailbox without its certificate
 // collections is refused rather than read as "no values": the merge
 // before a write would then drop values certsync does not own.
-func parseMailbox(raw json.RawMessage) (*Account, error) {
+func parseMailbox(raw json.RawMessage) (recipient, error) {
 	var m struct {
-		ExternalDirectoryObjectID string    `json:"ExternalDirectoryObjectId"`
-		UserPrincipalName         string    `json:"UserPrincipalName"`
-		PrimarySmtpAddress        string    `json:"PrimarySmtpAddress"`
-		IsDirSynced               *bool     `json:"IsDirSynced"`
-		UserCertificate           *[]string `json:"UserCertificate"`
-		UserSMimeCertificate      *[]string `json:"UserSMimeCertificate"`
+		EmailAddresses            []string    `json:"EmailAddresses"`
+		RecipientTypeDetails      string      `json:"RecipientTypeDetails"`
+		ExternalDirectoryObjectID string      `json:"ExternalDirectoryObjectId"`
+		UserPrincipalName         string      `json:"UserPrincipalName"`
+		PrimarySmtpAddress        string      `json:"PrimarySmtpAddress"`
+		IsDirSynced               *bool       `json:"IsDirSynced"`
+		UserCertificate           *byteArrays `json:"UserCertificate"`
+		UserSMimeCertificate      *byteArrays `json:"UserSMimeCertificate"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("not a mailbox: %w", err)
+		return recipient{}, fmt.Errorf("not a mailbox: %w", err)
 	}
 	switch {
 	case m.ExternalDirectoryObjectID == "":
-		return nil, errors.New("the mailbox has no ExternalDirectoryObjectId (not an Entra user's mailbox)")
+		return recipient{}, errors.New("the mailbox has no ExternalDirectoryObjectId (not an Entra user's mailbox)")
 	case m.UserCertificate == nil || m.UserSMimeCertificate == nil:
-		return nil, fmt.Errorf("mailbox %s: the answer lacks UserCertificate or UserSMimeCertificate; refusing to guess them", m.ExternalDirectoryObjectID)
+		return recipient{}, fmt.Errorf("mailbox %s: the answer lacks UserCertificate or UserSMimeCertificate; refusing to guess them", m.ExternalDirectoryObjectID)
 	case m.IsDirSynced == nil:
-		return nil, fmt.Errorf("mailbox %s: the answer lacks IsDirSynced", m.ExternalDirectoryObjectID)
+		return recipient{}, fmt.Errorf("mailbox %s: the answer lacks IsDirSynced", m.ExternalDirectoryObjectID)
+	}
+	r := recipient{mailUser: strings.EqualFold(m.RecipientTypeDetails, "MailUser")}
+	if m.PrimarySmtpAddress != "" {
+		r.addresses = append(r.addresses, m.PrimarySmtpAddress)
+	}
+	for _, a := range m.EmailAddresses {
+		if proto, addr, ok := strings.Cut(a, ":"); ok && strings.EqualFold(proto, "smtp") {
+			r.addresses = append(r.addresses, addr)
+		}
 	}
 	acc := &Account{
 		ID:                m.ExternalDirectoryObjectID,
@@ -148,7 +189,44 @@ func parseMailbox(raw json.RawMessage) (*Account, error) {
 	if *m.IsDirSynced {
 		acc.Refusal = RefusalExchangeSynced
 	}
-	return acc, nil
+	r.acc = acc
+	return r, nil
+}
+
+// recipient is a mailbox or mail user as Exchange answered it.
+type recipient struct {
+	acc       *Account
+	mailUser  bool     // RecipientTypeDetails MailUser: Set-MailUser writes it
+	addresses []string // its SMTP addresses, primary first
+}
+
+// byteArrays reads a byte[] collection in either shape the admin API is
+// seen to use: base64 strings (a captured Get-Mailbox answer types the
+// collection "#Collection(String)"), or {"Data":"<base64>"} items with an
+// optional "#Exchange.ByteArrayType" annotation, as the module writes them.
+// null reads as empty.
+type byteArrays []string
+
+func (b *byteArrays) UnmarshalJSON(raw []byte) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return fmt.Errorf("a byte-array collection is not an array: %w", err)
+	}
+	out := make(byteArrays, 0, len(items))
+	for i, it := range items {
+		var s string
+		if json.Unmarshal(it, &s) == nil && s != "" {
+			out = append(out, s)
+			continue
+		}
+		var obj byteArrayItem
+		if err := json.Unmarshal(it, &obj); err != nil || obj.Data == "" || (obj.Type != "" && obj.Type != odataByteArray) {
+			return fmt.Errorf("item %d of a byte-array collection is neither a base64 string nor {\"Data\":\"<base64>\"}", i+1)
+		}
+		out = append(out, obj.Data)
+	}
+	*b = out
+	return nil
 }
 
 // normalizeCertValues brings values to the form certsync writes, standard

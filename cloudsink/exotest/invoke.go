@@ -107,9 +107,13 @@ func (s *Server) serve(r *http.Request, rec *Request) response {
 	}
 	switch strings.ToLower(ci.CmdletName) {
 	case "get-mailbox":
-		return s.getMailbox(r, tenant, q, params)
+		return s.getRecipients(r, tenant, q, params, false)
+	case "get-mailuser":
+		return s.getRecipients(r, tenant, q, params, true)
 	case "set-mailbox":
-		return s.setMailbox(params)
+		return s.setRecipient(params, false)
+	case "set-mailuser":
+		return s.setRecipient(params, true)
 	}
 	return cmdletError(typeUnknownCmdlet, "The term '%s' is not recognized as a name of a cmdlet, function, script file, or executable program.", ci.CmdletName)
 }
@@ -173,9 +177,16 @@ func stringParam(params map[string]json.RawMessage, name string) (string, bool, 
 	return v, true, response{}
 }
 
-// resolveLocked finds the one mailbox an -Identity names.
-func (s *Server) resolveLocked(identity string) (*Mailbox, response, bool) {
-	ms := s.byKey[strings.ToLower(identity)]
+// resolveLocked finds the one mailbox (or mail user) an -Identity names:
+// a *-Mailbox cmdlet does not see mail users, nor a *-MailUser one
+// mailboxes.
+func (s *Server) resolveLocked(identity string, mailUser bool) (*Mailbox, response, bool) {
+	var ms []*Mailbox
+	for _, m := range s.byKey[strings.ToLower(identity)] {
+		if m.MailUser == mailUser {
+			ms = append(ms, m)
+		}
+	}
 	switch len(ms) {
 	case 0:
 		return nil, notFound(identity), false
@@ -185,7 +196,11 @@ func (s *Server) resolveLocked(identity string) (*Mailbox, response, bool) {
 	return nil, cmdletError(typeAmbiguous, "The operation couldn't be performed because '%s' matches multiple entries.", identity), false
 }
 
-func (s *Server) getMailbox(r *http.Request, tenant string, q url.Values, params map[string]json.RawMessage) response {
+// getRecipients is Get-Mailbox, or Get-MailUser with mailUser: one
+// recipient by -Identity, or a listing of ResultSize (default 1000) in
+// pages of Prefer: odata.maxpagesize (at most 1000), continued by POSTing
+// the same body to @odata.nextLink.
+func (s *Server) getRecipients(r *http.Request, tenant string, q url.Values, params map[string]json.RawMessage, mailUser bool) response {
 	if resp, ok := checkParams(params, "identity", "resultsize"); !ok {
 		return resp
 	}
@@ -213,13 +228,13 @@ func (s *Server) getMailbox(r *http.Request, tenant string, q url.Values, params
 		if q.Has("$skiptoken") {
 			return apiError(http.StatusBadRequest, "BadRequest", "$skiptoken does not apply to a single mailbox.")
 		}
-		m, resp, ok := s.resolveLocked(identity)
+		m, resp, ok := s.resolveLocked(identity, mailUser)
 		if !ok {
 			return resp
 		}
 		return jsonResponse(http.StatusOK, s.envelope(tenant, []any{project(m, sel)}, nil, ""))
 	}
-	key := fmt.Sprintf("get-mailbox\x00%d\x00%s", resultSize, q.Get("$select"))
+	key := fmt.Sprintf("%v\x00%d\x00%s", mailUser, resultSize, q.Get("$select"))
 	offset := 0
 	if tok := q.Get("$skiptoken"); tok != "" {
 		st, ok := s.pages[tok]
@@ -228,7 +243,13 @@ func (s *Server) getMailbox(r *http.Request, tenant string, q url.Values, params
 		}
 		offset = st.offset
 	}
-	total := len(s.mailboxes)
+	var listed []*Mailbox
+	for _, m := range s.mailboxes {
+		if m.MailUser == mailUser {
+			listed = append(listed, m)
+		}
+	}
+	total := len(listed)
 	var warnings []string
 	if resultSize >= 0 && total > resultSize {
 		total = resultSize
@@ -237,7 +258,7 @@ func (s *Server) getMailbox(r *http.Request, tenant string, q url.Values, params
 	end := min(offset+pageSize(r.Header.Get("Prefer")), total)
 	page := make([]any, 0, max(end-offset, 0))
 	for i := offset; i < end; i++ {
-		page = append(page, project(s.mailboxes[i], sel))
+		page = append(page, project(listed[i], sel))
 	}
 	next := ""
 	if end < total {
@@ -296,6 +317,14 @@ func selected(sel string) []string {
 // project is a mailbox as Get-Mailbox returns it: PascalCase properties
 // with OData type annotations, byte values as base64 strings.
 func project(m *Mailbox, sel []string) map[string]any {
+	kind := "UserMailbox"
+	if m.MailUser {
+		kind = "MailUser"
+	}
+	addresses := []string{"SMTP:" + m.PrimarySmtpAddress}
+	for _, a := range m.EmailAddresses {
+		addresses = append(addresses, "smtp:"+a)
+	}
 	all := map[string]any{
 		"Identity":                            m.Identity,
 		"Id":                                  m.Identity,
@@ -306,14 +335,14 @@ func project(m *Mailbox, sel []string) map[string]any {
 		"WindowsEmailAddress":                 m.PrimarySmtpAddress,
 		"ExternalDirectoryObjectId":           m.ExternalDirectoryObjectID,
 		"IsDirSynced":                         m.IsDirSynced,
-		"RecipientTypeDetails":                "UserMailbox",
+		"RecipientTypeDetails":                kind,
 		"UserCertificate@odata.type":          "#Collection(String)",
 		"UserCertificate":                     encodeValues(m.UserCertificate),
 		"UserSMimeCertificate@odata.type":     "#Collection(String)",
 		"UserSMimeCertificate":                encodeValues(m.UserSMimeCertificate),
 		"ExternalDirectoryObjectId@data.type": "System.String",
 		"EmailAddresses@odata.type":           "#Collection(String)",
-		"EmailAddresses":                      []string{"SMTP:" + m.PrimarySmtpAddress},
+		"EmailAddresses":                      addresses,
 	}
 	if len(sel) == 0 {
 		return all
@@ -339,8 +368,10 @@ func encodeValues(vs [][]byte) []string {
 // certParams are the Set-Mailbox parameters the emulator writes.
 var certParams = []string{"UserCertificate", "UserSMimeCertificate"}
 
-func (s *Server) setMailbox(params map[string]json.RawMessage) response {
-	if resp, ok := checkParams(params, "identity", "usercertificate", "usersmimecertificate", "confirm"); !ok {
+// setRecipient is Set-Mailbox, or Set-MailUser with mailUser.
+func (s *Server) setRecipient(params map[string]json.RawMessage, mailUser bool) response {
+	if resp, ok := checkParams(params, "identity", "usercertificate", "usersmimecertificate", "confirm",
+		"usercertificate@odata.type", "usersmimecertificate@odata.type"); !ok {
 		return resp
 	}
 	identity, hasIdentity, bad := stringParam(params, "Identity")
@@ -361,9 +392,12 @@ func (s *Server) setMailbox(params map[string]json.RawMessage) response {
 	for _, name := range certParams {
 		raw, ok := params[strings.ToLower(name)]
 		if !ok {
+			if _, annotated := params[strings.ToLower(name)+"@odata.type"]; annotated {
+				return cmdletError(typeParameter, "The annotation '%s@odata.type' was sent without the parameter.", name)
+			}
 			continue
 		}
-		vs, resp, ok := decodeValues(name, raw)
+		vs, resp, ok := decodeValues(name, raw, params[strings.ToLower(name)+"@odata.type"])
 		if !ok {
 			return resp
 		}
@@ -372,7 +406,7 @@ func (s *Server) setMailbox(params map[string]json.RawMessage) response {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, resp, ok := s.resolveLocked(identity)
+	m, resp, ok := s.resolveLocked(identity, mailUser)
 	if !ok {
 		return resp
 	}
@@ -382,7 +416,11 @@ func (s *Server) setMailbox(params map[string]json.RawMessage) response {
 		}, ""))
 	}
 	if m.IsDirSynced {
-		return cmdletError(typeWriteScope, "The operation on mailbox \"%s\" failed because it's out of the current user's write scope. The action 'Set-Mailbox', '%s', can't be performed on the object '%s' because the object is being synchronized from your on-premises organization. This action should be performed on the object in your on-premises organization.",
+		cmdlet := "Set-Mailbox"
+		if mailUser {
+			cmdlet = "Set-MailUser"
+		}
+		return cmdletError(typeWriteScope, "The operation on mailbox \"%s\" failed because it's out of the current user's write scope. The action '"+cmdlet+"', '%s', can't be performed on the object '%s' because the object is being synchronized from your on-premises organization. This action should be performed on the object in your on-premises organization.",
 			identity, strings.Join(changed, "', '"), identity)
 	}
 	if vs, ok := values["UserCertificate"]; ok {
@@ -397,22 +435,50 @@ func (s *Server) setMailbox(params map[string]json.RawMessage) response {
 	return resp
 }
 
-// decodeValues reads a certificate collection: null or [] clears it,
-// otherwise at most MaxValues base64 strings of X.509 certificates.
-func decodeValues(name string, raw json.RawMessage) ([][]byte, response, bool) {
+// The OData types the module gives byte[][] parameters and their items.
+const (
+	byteArrayCollectionType = "#Collection(Exchange.ByteArrayType)"
+	byteArrayType           = "#Exchange.ByteArrayType"
+)
+
+// decodeValues reads a certificate collection in the one shape the
+// ExchangeOnlineManagement module sends byte[][] parameters: the
+// collection annotated "<Param>@odata.type":"#Collection(Exchange.ByteArrayType)",
+// each item {"@odata.type":"#Exchange.ByteArrayType","Data":"<base64>"}
+// (the item annotation may be left out: the collection's types it). null
+// or [] clears it (the module's -Param $null and @()). Plain base64
+// strings are refused: that is not what the module sends. At most
+// MaxValues values, each an X.509 certificate or a PKCS#7 of them.
+func decodeValues(name string, raw, annotation json.RawMessage) ([][]byte, response, bool) {
 	if string(bytes.TrimSpace(raw)) == "null" {
 		return nil, response{}, true
 	}
-	var strs []string
-	if err := json.Unmarshal(raw, &strs); err != nil {
-		return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Cannot convert the value to type \"Microsoft.Exchange.Data.MultiValuedProperty`1[System.Byte[]]\": it is not an array of base64 strings.", name), false
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Cannot convert the value to type \"Microsoft.Exchange.Data.MultiValuedProperty`1[System.Byte[]]\": it is not an array.", name), false
 	}
-	if len(strs) > MaxValues {
-		return nil, cmdletError(typeInvalidValue, "The property '%s' can hold at most %d values; %d were given.", name, MaxValues, len(strs)), false
+	if len(items) == 0 {
+		return nil, response{}, true
 	}
-	out := make([][]byte, 0, len(strs))
-	for i, v := range strs {
-		der, err := base64.StdEncoding.Strict().DecodeString(v)
+	var typ string
+	if annotation == nil || json.Unmarshal(annotation, &typ) != nil || typ != byteArrayCollectionType {
+		return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. The collection must be annotated '%s@odata.type': '%s'.", name, name, byteArrayCollectionType), false
+	}
+	if len(items) > MaxValues {
+		return nil, cmdletError(typeInvalidValue, "The property '%s' can hold at most %d values; %d were given.", name, MaxValues, len(items)), false
+	}
+	out := make([][]byte, 0, len(items))
+	for i, it := range items {
+		dec := json.NewDecoder(bytes.NewReader(it))
+		dec.DisallowUnknownFields()
+		var item struct {
+			Type *string `json:"@odata.type"`
+			Data *string `json:"Data"`
+		}
+		if err := dec.Decode(&item); err != nil || item.Data == nil || (item.Type != nil && *item.Type != byteArrayType) {
+			return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Value %d is not {\"@odata.type\":\"%s\",\"Data\":\"<base64>\"}.", name, i+1, byteArrayType), false
+		}
+		der, err := base64.StdEncoding.Strict().DecodeString(*item.Data)
 		if err != nil {
 			return nil, cmdletError(typeParameter, "Cannot bind parameter '%s'. Value %d is not a base64 string: %v.", name, i+1, err), false
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,13 @@ type Mailbox struct {
 	// ExternalDirectoryObjectID is the Entra user's object ID; default: a
 	// fresh GUID.
 	ExternalDirectoryObjectID string
+	// MailUser makes this a mail user (RecipientTypeDetails MailUser: a
+	// recipient with an external address and no mailbox here), read by
+	// Get-MailUser and written by Set-MailUser, not the *-Mailbox cmdlets.
+	MailUser bool
+	// EmailAddresses are further SMTP addresses (proxy addresses) the
+	// recipient is found by, besides PrimarySmtpAddress.
+	EmailAddresses []string
 	// IsDirSynced marks a mailbox Entra Connect syncs from on-premises:
 	// Set-Mailbox refuses to change its certificates.
 	IsDirSynced bool
@@ -50,6 +58,7 @@ type Mailbox struct {
 }
 
 func (m Mailbox) clone() Mailbox {
+	m.EmailAddresses = append([]string(nil), m.EmailAddresses...)
 	m.UserCertificate = cloneValues(m.UserCertificate)
 	m.UserSMimeCertificate = cloneValues(m.UserSMimeCertificate)
 	return m
@@ -94,6 +103,9 @@ type Request struct {
 	// Parameters names the cmdlet parameters sent, sorted.
 	Parameters []string
 	Anchor     string // X-AnchorMailbox
+	Host       string // the Host the request was sent to
+	// Authorized: the request carried a bearer token.
+	Authorized bool
 	// ErrorType is the Exchange exception type of a refused cmdlet, e.g.
 	// Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException.
 	ErrorType string
@@ -122,6 +134,14 @@ type Server struct {
 	failStatus    int
 	latency       time.Duration
 	dropWritesN   int
+	textN         int
+	textStatus    int
+	redirectN     int
+	redirectTo    string
+	rateLimitN    int
+	rateReset     time.Duration
+	pausedUntil   time.Time
+	early         int
 }
 
 // pageState is what a $skiptoken stands for.
@@ -221,7 +241,7 @@ func (s *Server) reindexLocked() {
 	s.byKey = make(map[string][]*Mailbox, 4*len(s.mailboxes))
 	for _, m := range s.mailboxes {
 		seen := map[string]bool{}
-		for _, k := range []string{m.Identity, m.UserPrincipalName, m.PrimarySmtpAddress, m.ExternalDirectoryObjectID} {
+		for _, k := range append([]string{m.Identity, m.UserPrincipalName, m.PrimarySmtpAddress, m.ExternalDirectoryObjectID}, m.EmailAddresses...) {
 			k = strings.ToLower(k)
 			if k != "" && !seen[k] {
 				seen[k] = true
@@ -336,8 +356,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		}
 	}
-	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Anchor: r.Header.Get("X-AnchorMailbox")}
-	resp := s.serve(r, &rec)
+	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Anchor: r.Header.Get("X-AnchorMailbox"),
+		Host: r.Host, Authorized: strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")}
+	resp, redirected := s.takeRedirect(r)
+	if !redirected {
+		resp = s.serve(r, &rec)
+	}
+	s.rateLimitHeaders(&resp)
 	rec.Status = resp.status
 	rec.ErrorType = resp.exType
 	drop := resp.isWrite && resp.status == http.StatusOK && s.takeDrop()
@@ -363,10 +388,82 @@ func (s *Server) takeDrop() bool {
 	return true
 }
 
+// FailText makes the next n InvokeCommand requests answer status with
+// Exchange's plain-text answer to a tenant over its concurrent requests.
+func (s *Server) FailText(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.textN, s.textStatus = n, status
+}
+
+// Redirect makes the next n requests answer 302 to the same path and
+// query on base (e.g. another name of this server), as Exchange sends a
+// client to another regional host.
+func (s *Server) Redirect(n int, base string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redirectN, s.redirectTo = n, base
+}
+
+// ExhaustRateLimit makes the next n answers say Rate-Limit-Remaining: 0
+// with Rate-Limit-Reset in reset (whole seconds); a request that arrives
+// before the reset is answered 429 and counted (EarlyRequests).
+func (s *Server) ExhaustRateLimit(n int, reset time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimitN, s.rateReset = n, reset
+}
+
+// EarlyRequests counts requests that ignored Rate-Limit-Remaining: 0.
+func (s *Server) EarlyRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.early
+}
+
+func (s *Server) takeRedirect(r *http.Request) (response, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.redirectN == 0 {
+		return response{}, false
+	}
+	s.redirectN--
+	resp := response{status: http.StatusFound, header: http.Header{}}
+	resp.header.Set("Location", strings.TrimSuffix(s.redirectTo, "/")+r.URL.RequestURI())
+	return resp, true
+}
+
+// rateLimitHeaders adds the Rate-Limit-* headers of ExhaustRateLimit.
+func (s *Server) rateLimitHeaders(resp *response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rateLimitN == 0 {
+		return
+	}
+	s.rateLimitN--
+	if resp.header == nil {
+		resp.header = http.Header{}
+	}
+	secs := int64((s.rateReset + time.Second - 1) / time.Second)
+	resp.header.Set("Rate-Limit-Limit", "100")
+	resp.header.Set("Rate-Limit-Remaining", "0")
+	resp.header.Set("Rate-Limit-Reset", strconv.FormatInt(secs, 10))
+	s.pausedUntil = time.Now().Add(time.Duration(secs) * time.Second)
+}
+
 // injectFault spends one unit of the Throttle or Fail knob.
 func (s *Server) injectFault() (response, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if time.Now().Before(s.pausedUntil) {
+		s.early++
+		return throttled(time.Until(s.pausedUntil)), true
+	}
+	if s.textN > 0 {
+		s.textN--
+		return response{status: s.textStatus, header: http.Header{"Content-Type": {"text/plain"}},
+			body: []byte("The request was throttled because the maximum number of concurrent requests per tenant was exceeded. Please retry after some time.")}, true
+	}
 	if s.throttleN > 0 {
 		s.throttleN--
 		return throttled(s.throttleAfter), true

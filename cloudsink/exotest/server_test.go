@@ -175,6 +175,19 @@ func b64(ders ...[]byte) []string {
 	return out
 }
 
+// byteArrays is a byte[][] parameter as the module sends it, merged into
+// params (extra ones beside it): the annotated collection of
+// {"@odata.type","Data"} items.
+func byteArrays(params map[string]any, name string, ders ...[]byte) map[string]any {
+	items := make([]map[string]any, len(ders))
+	for i, d := range ders {
+		items[i] = map[string]any{"@odata.type": "#Exchange.ByteArrayType", "Data": base64.StdEncoding.EncodeToString(d)}
+	}
+	params[name+"@odata.type"] = "#Collection(Exchange.ByteArrayType)"
+	params[name] = items
+	return params
+}
+
 func TestStrictness(t *testing.T) {
 	e := start(t,
 		Mailbox{UserPrincipalName: "ada@contoso.example"},
@@ -211,11 +224,18 @@ func TestStrictness(t *testing.T) {
 		{"ambiguous identity", call{body: cmdlet("Get-Mailbox", map[string]any{"Identity": "twin"})}, 400, "ManagementObjectAmbiguousException"},
 		{"set without identity", call{body: cmdlet("Set-Mailbox", map[string]any{"UserCertificate": []string{}})}, 400, "missing mandatory parameters: Identity"},
 		{"set unknown parameter", call{body: set(map[string]any{"EmailAddresses": []string{"smtp:x@y"}})}, 400, "ParameterBindingException"},
-		{"16 values", call{body: set(map[string]any{"UserCertificate": b64(e.certs...)})}, 400, "DataValidationException: The property 'UserCertificate' can hold at most 15 values; 16 were given"},
+		{"16 values", call{body: set(byteArrays(map[string]any{}, "UserCertificate", e.certs...))}, 400, "DataValidationException: The property 'UserCertificate' can hold at most 15 values; 16 were given"},
 		{"not base64", call{body: set(map[string]any{"UserSMimeCertificate": []string{"X509:<SKI>00"}})}, 400, "ParameterBindingException"},
-		{"base64 of a non-certificate", call{body: set(map[string]any{"UserSMimeCertificate": []string{base64.StdEncoding.EncodeToString([]byte("hello"))}})}, 400, "DataValidationException: The value 1 of property 'UserSMimeCertificate' is neither an X.509 certificate"},
+		{"base64 of a non-certificate", call{body: set(byteArrays(map[string]any{}, "UserSMimeCertificate", []byte("hello")))}, 400, "DataValidationException: The value 1 of property 'UserSMimeCertificate' is neither an X.509 certificate"},
 		{"not an array", call{body: set(map[string]any{"UserCertificate": b64(e.certs[0])[0]})}, 400, "ParameterBindingException"},
-		{"synced mailbox", call{body: cmdlet("Set-Mailbox", map[string]any{"Identity": "synced@contoso.example", "UserCertificate": b64(e.certs[0])})}, 400,
+		{"plain base64 strings", call{body: set(map[string]any{"UserCertificate@odata.type": "#Collection(Exchange.ByteArrayType)", "UserCertificate": b64(e.certs[0])})}, 400,
+			"ParameterBindingException: Cannot bind parameter 'UserCertificate'. Value 1 is not {"},
+		{"no collection annotation", call{body: set(map[string]any{"UserCertificate": []map[string]any{{"Data": b64(e.certs[0])[0]}}})}, 400,
+			"The collection must be annotated 'UserCertificate@odata.type': '#Collection(Exchange.ByteArrayType)'"},
+		{"an item of another type", call{body: set(map[string]any{"UserCertificate@odata.type": "#Collection(Exchange.ByteArrayType)",
+			"UserCertificate": []map[string]any{{"@odata.type": "#Exchange.GenericHashTable", "Data": b64(e.certs[0])[0]}}})}, 400, "Value 1 is not {"},
+		{"an annotation alone", call{body: set(map[string]any{"UserCertificate@odata.type": "#Collection(Exchange.ByteArrayType)"})}, 400, "sent without the parameter"},
+		{"synced mailbox", call{body: cmdlet("Set-Mailbox", byteArrays(map[string]any{"Identity": "synced@contoso.example"}, "UserCertificate", e.certs[0]))}, 400,
 			"The operation on mailbox \"synced@contoso.example\" failed because it's out of the current user's write scope. The action 'Set-Mailbox', 'UserCertificate', can't be performed"},
 		{"set missing mailbox", call{body: cmdlet("Set-Mailbox", map[string]any{"Identity": "nobody", "UserCertificate": []string{}})}, 400, "ManagementObjectNotFoundException"},
 	}
@@ -245,7 +265,7 @@ func TestStrictness(t *testing.T) {
 
 func TestGetAndSet(t *testing.T) {
 	e := start(t, Mailbox{UserPrincipalName: "ada@contoso.example", ExternalDirectoryObjectID: "11111111-1111-4111-8111-111111111111"})
-	a := e.do(t, call{body: cmdlet("Set-Mailbox", map[string]any{"Identity": "11111111-1111-4111-8111-111111111111", "UserCertificate": b64(e.certs[0:2]...), "UserSMimeCertificate": b64(e.certs[2])})})
+	a := e.do(t, call{body: cmdlet("Set-Mailbox", byteArrays(byteArrays(map[string]any{"Identity": "11111111-1111-4111-8111-111111111111"}, "UserCertificate", e.certs[0:2]...), "UserSMimeCertificate", e.certs[2]))})
 	if a.status != 200 || e.s.Writes() != 1 {
 		t.Fatalf("Set-Mailbox: %d %v, %d writes", a.status, a.body, e.s.Writes())
 	}
@@ -325,7 +345,7 @@ func TestFaultKnobs(t *testing.T) {
 	}
 	e.s.DropWriteAnswers(1)
 	req, _ := http.NewRequest(http.MethodPost, e.s.URL()+"/adminapi/beta/"+e.s.TenantDomain()+"/InvokeCommand",
-		strings.NewReader(cmdlet("Set-Mailbox", map[string]any{"Identity": "ada", "UserCertificate": b64(e.certs[0])})))
+		strings.NewReader(cmdlet("Set-Mailbox", byteArrays(map[string]any{"Identity": "ada"}, "UserCertificate", e.certs[0]))))
 	req.Header.Set("Authorization", "Bearer "+e.exo)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-AnchorMailbox", "UPN:ada@contoso.example")

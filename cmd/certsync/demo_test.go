@@ -43,14 +43,15 @@ func TestDemo(t *testing.T) {
 	}
 
 	// Lines a person reads to see each Exchange case; Exchange values are
-	// shown as certificates (subject, serial, sha256), not base64.
+	// shown as certificates (subject, serial, sha256), not base64, and an
+	// Outlook blob, published whole, as "PKCS#7 [its certificates]".
 	for _, c := range []struct {
 		what, target, has string
 		cert              bool // the line shows a certificate: it carries its sha256
 	}{
-		{"carol's Outlook PKCS#7 on UserSMimeCertificate", "exchange.UserSMimeCertificate:", "+ CN=carol,", true},
-		{"yvonne's PKCS#7 certificates on UserSMimeCertificate", "exchange.UserSMimeCertificate:", "+ CN=yvonne,", true},
-		{"quinn's S/MIME certificate on UserSMimeCertificate", "exchange.UserSMimeCertificate:", "+ CN=quinn,", true},
+		{"carol's Outlook PKCS#7 on UserSMimeCertificate", "exchange.UserSMimeCertificate:", "+ PKCS#7 [CN=carol,", true},
+		{"yvonne's PKCS#7, both certificates, on UserSMimeCertificate", "exchange.UserSMimeCertificate:", "+ PKCS#7 [CN=yvonne,", true},
+		{"quinn's S/MIME certificate on UserSMimeCertificate", "exchange.UserSMimeCertificate:", "+ PKCS#7 [CN=quinn,", true},
 		{"grace's certificates on her mailbox", "exchange.UserCertificate:", "+ CN=grace,", true},
 		{"heidi's synced mailbox skipped", "exchange.UserCertificate:", "skipped: mailbox synced from on-premises", false},
 	} {
@@ -69,7 +70,7 @@ func TestDemo(t *testing.T) {
 	if n := countLines(s, "exchange.UserCertificate:", "+ CN=grace,"); n != 30 {
 		t.Errorf("grace's mailbox additions are shown %d times, want 15 in the dry run and 15 in the sync", n)
 	}
-	for _, box := range []string{"grace    15 / 0", "carol     0 / 1", "yvonne    0 / 2", "kate      2 / 0", "heidi     1 / 0"} {
+	for _, box := range []string{"grace    15 / 0", "carol     0 / 1", "yvonne    0 / 1", "kate      2 / 0", "heidi     1 / 0"} {
 		if !strings.Contains(s, box) {
 			t.Errorf("the mailbox listing lacks %q", box)
 		}
