@@ -519,7 +519,13 @@ func (a *Agent) lookupFor(ti int, up *UserPlan) (cloudsink.Lookup, bool) {
 	}
 	if !up.Departed {
 		if v := up.matchKeys[ti]; v != "" {
-			return cloudsink.Lookup{Key: lookupKey(up), Source: up.Source, Property: a.targets[ti].Match().CloudProperty, Value: v}, true
+			var wanted []string
+			for _, t := range up.Targets {
+				if t.target == ti {
+					wanted = append(wanted, t.Desired...)
+				}
+			}
+			return cloudsink.Lookup{Key: lookupKey(up), Source: up.Source, Property: a.targets[ti].Match().CloudProperty, Value: v, Wanted: wanted}, true
 		}
 		return cloudsink.Lookup{}, false
 	}

@@ -252,6 +252,31 @@ func (t *ADTarget) directory(ctx context.Context, source string) (ADDirectory, s
 	return dir, domain, nil
 }
 
+// taken refuses values of wanted that another entry of the domain holds,
+// naming it: a mapping may sit on one account only (the KDC could not tell
+// whose the certificate is, and Entra Connect fails both users).
+func (t *ADTarget) taken(ctx context.Context, source string, e ldapsrc.AltSecurityEntry, wanted []string) error {
+	dir, domain, err := t.directory(ctx, source)
+	if err != nil {
+		return err
+	}
+	for _, v := range wanted {
+		if slices.Contains(e.Values, v) {
+			continue
+		}
+		holders, err := dir.AltSecurityHolders(ctx, domain, v)
+		if err != nil {
+			return err
+		}
+		holders = slices.DeleteFunc(holders, func(dn string) bool { return strings.EqualFold(dn, e.DN) })
+		if len(holders) > 0 {
+			return fmt.Errorf("%w: %s: %s is already held by %s; a mapping may sit on one account only: nothing is written to this entry until one of them lets it go",
+				ldapsrc.ErrWriteRefused, e.DN, v, strings.Join(holders, "; "))
+		}
+	}
+	return nil
+}
+
 // Lookup reads each user's entry by objectGUID (the anchor, or the id
 // certsync wrote to, which is the same) with its current values. Users of
 // a directory that does not enable the target get an empty account:
@@ -269,6 +294,9 @@ func (t *ADTarget) Lookup(ctx context.Context, lookups []cloudsink.Lookup) (map[
 			continue
 		}
 		e, err := dir.AltSecurityIdentities(ctx, l.Value)
+		if err == nil {
+			err = t.taken(ctx, l.Source, e, l.Wanted)
+		}
 		switch {
 		case errors.Is(err, ldapsrc.ErrUserNotFound):
 			out[l.Key] = cloudsink.LookupResult{Err: fmt.Errorf("%w: %w", cloudsink.ErrNotFound, err)}
@@ -287,7 +315,8 @@ func (t *ADTarget) Lookup(ctx context.Context, lookups []cloudsink.Lookup) (map[
 
 // Apply removes and adds single values, one modify per user, which the
 // directory applies whole or not at all. A value another entry of the
-// domain already holds is refused for this user, naming the holder.
+// domain holds is refused for this user, naming the holder (Lookup
+// refuses it first, so the dry run shows it).
 func (t *ADTarget) Apply(ctx context.Context, updates []cloudsink.Update) []cloudsink.Result {
 	out := make([]cloudsink.Result, len(updates))
 	for i, u := range updates {
@@ -297,7 +326,7 @@ func (t *ADTarget) Apply(ctx context.Context, updates []cloudsink.Update) []clou
 }
 
 func (t *ADTarget) apply(ctx context.Context, u cloudsink.Update) error {
-	dir, domain, err := t.directory(ctx, u.Source)
+	dir, _, err := t.directory(ctx, u.Source)
 	if err != nil {
 		return err
 	}
@@ -308,16 +337,9 @@ func (t *ADTarget) apply(ctx context.Context, u cloudsink.Update) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range u.Add {
-		holders, err := dir.AltSecurityHolders(ctx, domain, v)
-		if err != nil {
-			return err
-		}
-		holders = slices.DeleteFunc(holders, func(dn string) bool { return strings.EqualFold(dn, e.DN) })
-		if len(holders) > 0 {
-			return fmt.Errorf("%w: %s: %s is already held by %s; a mapping may sit on one account only: nothing was written",
-				ldapsrc.ErrWriteRefused, e.DN, v, strings.Join(holders, "; "))
-		}
+	// Checked again: another entry may have taken a value since Lookup.
+	if err := t.taken(ctx, u.Source, e, u.Add); err != nil {
+		return err
 	}
 	return dir.ModifyAltSecurityIdentities(ctx, e.DN, u.Add, u.Remove)
 }

@@ -37,6 +37,10 @@ type Lookup struct {
 	Source   string // the directory the user was read from (by name)
 	Property string // "id", "onPremisesImmutableId", "mail" or "userPrincipalName"
 	Value    string
+	// Wanted are the values the caller wants the account to hold, for
+	// services that refuse some before any write (a value another account
+	// holds); others ignore them.
+	Wanted []string
 }
 
 // LookupResult is a found account, or why none was.

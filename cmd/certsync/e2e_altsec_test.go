@@ -64,10 +64,10 @@ func (w *adWorld) altsec(name string) []string {
 }
 
 // certutilMapping is the KB5014754 issuer+serial mapping of der as an
-// admin derives it from certutil's (here: openssl's, which prints the
-// same) display of the certificate: the issuer shown leaf-first with
-// ", " becomes RDNs in encoding order joined by ",", and the serial's
-// bytes are written last first.
+// admin derives it from certutil's display of the certificate (made here
+// from openssl's, which shows the issuer the same way): the issuer shown
+// leaf-first with ", " becomes RDNs in encoding order joined by ",", and
+// the serial's bytes are written last first.
 func certutilMapping(t *testing.T, der []byte) string {
 	t.Helper()
 	cmd := exec.Command("openssl", "x509", "-inform", "DER", "-noout", "-issuer", "-serial", "-nameopt", "RFC2253")
@@ -87,6 +87,14 @@ func certutilMapping(t *testing.T, der []byte) string {
 	}
 	rdns := strings.Split(issuer, ",")
 	slices.Reverse(rdns)
+	// certutil shows the INTEGER's content bytes, with the 00 that keeps a
+	// serial whose top bit is set positive; openssl leaves it out.
+	if len(serial)%2 == 1 {
+		serial = "0" + serial
+	}
+	if strings.IndexByte("89ABCDEFabcdef", serial[0]) >= 0 {
+		serial = "00" + serial
+	}
 	var rev strings.Builder
 	for i := len(serial); i >= 2; i -= 2 {
 		rev.WriteString(strings.ToLower(serial[i-2 : i]))
@@ -96,7 +104,7 @@ func certutilMapping(t *testing.T, der []byte) string {
 
 func TestADAltSecurityIdentities(t *testing.T) {
 	dc := domainController(t)
-	w := newADWorld(t, dc, []adPerson{{"ann", 0, 0}, {"ben", 1, 0}, {"cat", 0, 0}, {"fay", 0, 0}, {"gus", 0, 0}, {"hal", 0, 0}, {"ivy", 0, 0}, {"jay", 0, 0}}, "", "")
+	w := newADWorld(t, dc, []adPerson{{"ann", 0, 0}, {"ben", 1, 0}, {"cat", 0, 0}, {"fay", 0, 0}, {"gus", 0, 0}, {"hal", 0, 0}, {"ivy", 0, 0}, {"jay", 0, 0}, {"lee", 0, 0}}, "", "")
 	sid := func(name string) string {
 		s, err := ldapsrc.FormatSID(dc.RawValue(t, w.dns[name], "objectSid"))
 		if err != nil {
@@ -131,15 +139,23 @@ func TestADAltSecurityIdentities(t *testing.T) {
 	dc.SetCertificates(t, w.dns["ivy"], "userCertificate", [][]byte{ivy})
 	jay := w.issue("jay", pkitest.LeafOptions{Extensions: []pkix.Extension{pkitest.SIDExtension(sid("jay"))}})
 	dc.SetCertificates(t, w.dns["jay"], "userCertificate", [][]byte{jay})
+	// lee: his mapping already sits on kay, an entry outside the filter.
+	lee := w.issue("lee", pkitest.LeafOptions{})
+	dc.SetCertificates(t, w.dns["lee"], "userCertificate", [][]byte{lee})
+	kay, _ := dc.AddUser(t, ldaptest.SambaUser{Name: w.dept + "-kay"})
+	dc.SetValues(t, kay, ldapsrc.AttrAltSecurityIdentities, []string{certutilMapping(t, lee)})
 	w.writeADOnlyConfig("", "\n  checkRevocation: true")
 
-	// The dry run writes nothing; the duplicate makes it exit 1.
+	// The dry run writes nothing; the duplicates make it exit 1.
+	name := func(n string) string { return n + "@" + w.dept + ".test" }
 	r := w.syncJSON(1, "--dry-run")
 	if got := w.altsec("ann"); !slices.Equal(got, admin) {
 		t.Fatalf("dry run wrote: ann has %v", got)
 	}
+	if l, _ := userByName(r, name("lee")); !strings.Contains(targetOf(l, altsec).Problem, "already held by "+kay) {
+		t.Fatalf("dry run for lee: %+v; want his mapping refused, naming %s", targetOf(l, altsec), kay)
+	}
 	r = w.syncJSON(1)
-	name := func(n string) string { return n + "@" + w.dept + ".test" }
 	user := func(r jsonReport, n string) jsonUser {
 		t.Helper()
 		u, ok := userByName(r, name(n))
@@ -178,6 +194,12 @@ func TestADAltSecurityIdentities(t *testing.T) {
 			if len(w.altsec(n)) != 0 || at.Status != "skipped" || !strings.Contains(at.Problem, "wanted for 2 users") {
 				t.Fatalf("%s: holds %v, report %+v; want nothing written and the conflict named", n, w.altsec(n), at)
 			}
+		}
+	})
+	t.Run("a value another entry holds is refused, naming it", func(t *testing.T) {
+		at := targetOf(user(r, "lee"), altsec)
+		if len(w.altsec("lee")) != 0 || !strings.Contains(at.Problem, "already held by "+kay) || len(dc.Values(t, kay, ldapsrc.AttrAltSecurityIdentities)) != 1 {
+			t.Fatalf("lee holds %v, report %+v", w.altsec("lee"), at)
 		}
 	})
 	t.Run("SID extension", func(t *testing.T) {
