@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -157,6 +158,9 @@ type CertInfo struct {
 	// Warnings are checks that could not be made (a CA without a usable
 	// CRL under revocationUnavailable: keep).
 	Warnings []string
+	// SID is the account the certificate's SID extension (KB5014754)
+	// binds it to: the user's own, or it would have been rejected.
+	SID string
 }
 
 // ValueInfo describes a directory value published as it is, for reports.
@@ -702,7 +706,16 @@ func certInfo(c mapping.Certificate) CertInfo {
 		NotAfter:   c.Cert.NotAfter,
 		Attributes: c.Attributes,
 		Warnings:   c.Warnings,
+		SID:        certSID(c.Cert),
 	}
+}
+
+func certSID(c *x509.Certificate) string {
+	sid, _, err := mapping.CertificateSID(c)
+	if err != nil {
+		return ""
+	}
+	return sid
 }
 
 func union(a, b []string) []string {

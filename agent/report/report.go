@@ -115,6 +115,9 @@ type Cert struct {
 	NotAfter   time.Time `json:"notAfter"`
 	Attributes []string  `json:"attributes"`
 	Warnings   []string  `json:"warnings,omitempty"`
+	// SID is the account its SID extension binds it to (always the
+	// user's: a certificate naming another account is rejected).
+	SID string `json:"sid,omitempty"`
 }
 
 type Rejected struct {
@@ -199,7 +202,7 @@ func toUser(u *agent.UserPlan) User {
 		ju.Withheld = append(ju.Withheld, Withheld{w.Attribute, w.SHA256, w.Reason})
 	}
 	for _, c := range u.Accepted {
-		ju.Accepted = append(ju.Accepted, Cert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings})
+		ju.Accepted = append(ju.Accepted, Cert{c.Subject, c.Serial, c.SHA256, c.NotBefore, c.NotAfter, nonNil(c.Attributes), c.Warnings, c.SID})
 	}
 	for _, rj := range u.Rejected {
 		ju.Rejected = append(ju.Rejected, Rejected{rj.Attribute, rj.Subject, rj.Serial, rj.SHA256, rj.Code, rj.Reason})
@@ -327,6 +330,9 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps, several bool) {
 	if steps {
 		for _, c := range u.Accepted {
 			fmt.Fprintf(w, "  accepted:\t%s  serial %s  sha256 %s  valid to %s  (%s)\n", c.Subject, c.Serial, short(c.SHA256), c.NotAfter.Format("2006-01-02"), strings.Join(c.Attributes, ", "))
+			if c.SID != "" {
+				fmt.Fprintf(w, "  \tSID extension %s: this account's; domain controllers map it strongly without an altSecurityIdentities value\n", c.SID)
+			}
 		}
 		if len(u.Accepted) == 0 && len(u.Rejected) == 0 && !u.Departed {
 			fmt.Fprintln(w, "  certificates:\tnone")

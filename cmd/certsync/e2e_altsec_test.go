@@ -210,6 +210,13 @@ func TestADAltSecurityIdentities(t *testing.T) {
 		if len(w.altsec("jay")) != 0 {
 			t.Fatalf("jay holds %v; a certificate bound to his own SID needs no mapping", w.altsec("jay"))
 		}
+		// Reported: strongly mapped by its SID, in JSON and in the table.
+		if j := user(w.syncJSON(0, "--dry-run", "--user", name("jay")), "jay"); len(j.Accepted) != 1 || j.Accepted[0].SID != sid("jay") {
+			t.Fatalf("jay's accepted certificate: %+v; want its SID reported", j.Accepted)
+		}
+		if code, out, _ := w.run("sync", "--dry-run", "--output", "table", "--user", name("jay")); code != 0 || !strings.Contains(out, "SID extension "+sid("jay")+": this account's") {
+			t.Fatalf("table for jay (exit %d):\n%s", code, out)
+		}
 	})
 	t.Run("a second pass writes nothing", func(t *testing.T) {
 		before := map[string][]string{}
