@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/agent/config"
+	"github.com/certsync/certsync/agent/report"
 	"github.com/certsync/certsync/cloudsink"
 	"github.com/certsync/certsync/ldapsrc"
 )
@@ -32,7 +31,7 @@ with what to fix. It writes nothing anywhere. Exits 1 when a check failed,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			failed := runDoctor(cmd.Context(), o.configPath, cmd.OutOrStdout())
 			if failed > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "certsync doctor: %s failed\n", checks(failed))
+				fmt.Fprintf(cmd.ErrOrStderr(), "certsync doctor: failed checks: %d\n", failed)
 				return exitCode(1)
 			}
 			return nil
@@ -42,23 +41,24 @@ with what to fix. It writes nothing anywhere. Exits 1 when a check failed,
 	return cmd
 }
 
-// doctorLine is one check, from either side.
-type doctorLine struct {
-	area, name, status, detail, fix string
-}
-
 // runDoctor runs the checks and prints them; it returns how many failed.
 func runDoctor(ctx context.Context, path string, out io.Writer) int {
+	var cs []report.Check
+	for _, l := range doctorChecks(ctx, path) {
+		cs = append(cs, report.Check{Area: l.area, Name: l.name, Status: l.status, Detail: l.detail, Fix: l.fix})
+	}
+	return report.WriteChecks(out, cs)
+}
+
+// doctorChecks loads the configuration and runs every check.
+func doctorChecks(ctx context.Context, path string) []doctorLine {
 	var lines []doctorLine
-	defer func() { printDoctor(out, lines) }()
 	if path == "" {
-		lines = append(lines, doctorLine{"config", "load", "fail", "no configuration file given", "pass --config FILE"})
-		return 1
+		return append(lines, doctorLine{"config", "load", "fail", "no configuration file given", "pass --config FILE"})
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		lines = append(lines, doctorLine{"config", "load", "fail", err.Error(), "fix the key named in the message (agent.yaml.example documents every key)"})
-		return 1
+		return append(lines, doctorLine{"config", "load", "fail", err.Error(), "fix the key named in the message (agent.yaml.example documents every key)"})
 	}
 	lines = append(lines, doctorLine{"config", "load", "ok", path, ""})
 	if *cfg.Safety.MaxDeletes == 0 && *cfg.Safety.MaxDeletePercent == 0 {
@@ -70,14 +70,12 @@ func runDoctor(ctx context.Context, path string, out io.Writer) int {
 	log := zap.NewNop()
 
 	lines = append(lines, directoryChecks(ctx, cfg, log)...)
-	lines = append(lines, cloudChecks(ctx, cfg, log)...)
-	failed := 0
-	for _, l := range lines {
-		if l.status == "fail" {
-			failed++
-		}
-	}
-	return failed
+	return append(lines, cloudChecks(ctx, cfg, log)...)
+}
+
+// doctorLine is one check, from either side.
+type doctorLine struct {
+	area, name, status, detail, fix string
 }
 
 // directoryChecks checks every directory; with several, each line names
@@ -145,24 +143,4 @@ func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doc
 		out = append(out, doctorLine{"cloud", c.Name, c.Status, c.Detail, c.Fix})
 	}
 	return out
-}
-
-func printDoctor(w io.Writer, lines []doctorLine) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	for _, l := range lines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(l.status), l.area, l.name, oneLine(l.detail))
-		if l.fix != "" && l.status != "ok" {
-			fmt.Fprintf(tw, "\t\t\tfix: %s\n", oneLine(l.fix))
-		}
-	}
-	_ = tw.Flush()
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func checks(n int) string {
-	if n == 1 {
-		return "1 check"
-	}
-	return fmt.Sprintf("%d checks", n)
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/agent/config"
@@ -27,18 +26,11 @@ func loadConfig(path string, errOut io.Writer) (*config.Config, *zap.Logger, err
 	if err != nil {
 		return nil, nil, err
 	}
-	lvl, err := zapcore.ParseLevel(cfg.Log.Level)
+	log, err := cfg.Logger(errOut)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log.level: %w", err)
+		return nil, nil, err
 	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	enc := zapcore.NewJSONEncoder(ec)
-	if cfg.Log.Format == "console" {
-		ec.EncodeLevel = zapcore.CapitalLevelEncoder
-		enc = zapcore.NewConsoleEncoder(ec)
-	}
-	return cfg, zap.New(zapcore.NewCore(enc, zapcore.AddSync(errOut), lvl)), nil
+	return cfg, log, nil
 }
 
 // newRunner builds the parts a pass needs from the configuration: the
