@@ -13,10 +13,17 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoft/kiota-abstractions-go/serialization"
+	"github.com/microsoft/kiota-abstractions-go/store"
 	kauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
-	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	kform "github.com/microsoft/kiota-serialization-form-go"
+	kjson "github.com/microsoft/kiota-serialization-json-go"
+	kmultipart "github.com/microsoft/kiota-serialization-multipart-go"
+	ktext "github.com/microsoft/kiota-serialization-text-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
 	"go.uber.org/zap"
 )
 
@@ -50,8 +57,8 @@ type GraphConfig struct {
 // Graph is the Microsoft Graph sink: certificateUserIds of Entra ID users.
 type Graph struct {
 	log     *zap.Logger
-	client  *msgraphsdk.GraphServiceClient
-	adapter *msgraphsdk.GraphRequestAdapter
+	users   *users.UsersRequestBuilder
+	adapter *msgraphcore.GraphRequestAdapterBase
 	base    string // the adapter's base URL, ending in /v1.0
 	retryPolicy
 }
@@ -115,15 +122,40 @@ func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 		// not followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
+	adapter, err := msgraphcore.NewGraphRequestAdapterBaseWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, graphClientOptions(), nil, nil, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("cloudsink: graph: request adapter: %w", err)
 	}
-	// Before the client: it copies the base URL into its request builders.
+	// Before the request builder: it copies the base URL.
 	adapter.SetBaseUrl(g.base)
 	g.adapter = adapter
-	g.client = msgraphsdk.NewGraphServiceClient(adapter)
+	g.users = newUsersClient(adapter)
 	return g, nil
+}
+
+// graphClientOptions are msgraph-sdk-go's GetDefaultClientOptions (its
+// telemetry header), for the SDK version in go.mod.
+func graphClientOptions() msgraphcore.GraphClientOptions {
+	return msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: "1.89.0"}
+}
+
+// newUsersClient does what msgraph-sdk-go's NewGraphServiceClient does
+// (the serializers, the backing store, the base URL) for the one request
+// builder certsync calls, /users. The SDK's root package imports the
+// request builders of every Graph API (some 350 packages); linking only
+// users keeps them out of the binary.
+func newUsersClient(adapter abstractions.RequestAdapter) *users.UsersRequestBuilder {
+	abstractions.RegisterDefaultSerializer(func() serialization.SerializationWriterFactory { return kjson.NewJsonSerializationWriterFactory() })
+	abstractions.RegisterDefaultSerializer(func() serialization.SerializationWriterFactory { return ktext.NewTextSerializationWriterFactory() })
+	abstractions.RegisterDefaultSerializer(func() serialization.SerializationWriterFactory { return kform.NewFormSerializationWriterFactory() })
+	abstractions.RegisterDefaultSerializer(func() serialization.SerializationWriterFactory {
+		return kmultipart.NewMultipartSerializationWriterFactory()
+	})
+	abstractions.RegisterDefaultDeserializer(func() serialization.ParseNodeFactory { return kjson.NewJsonParseNodeFactory() })
+	abstractions.RegisterDefaultDeserializer(func() serialization.ParseNodeFactory { return ktext.NewTextParseNodeFactory() })
+	abstractions.RegisterDefaultDeserializer(func() serialization.ParseNodeFactory { return kform.NewFormParseNodeFactory() })
+	adapter.EnableBackingStore(store.BackingStoreFactoryInstance)
+	return users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": adapter.GetBaseUrl()}, adapter)
 }
 
 // middleware is msgraph-sdk-go-core's default pipeline in a fixed order.
@@ -134,7 +166,7 @@ func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 // the compressed bytes, and the retry handler is ours: bounded by
 // MaxAttempts and MaxWait, and logged.
 func (g *Graph) middleware() []khttp.Middleware {
-	opts := msgraphsdk.GetDefaultClientOptions()
+	opts := graphClientOptions()
 	var out []khttp.Middleware
 	var compression khttp.Middleware = khttp.NewCompressionHandler()
 	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(&opts) {

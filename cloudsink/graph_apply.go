@@ -60,7 +60,7 @@ func (g *Graph) patchRequest(ctx context.Context, u Update) (batchRequest, error
 	ai.SetCertificateUserIds(append([]string{}, u.Values...))
 	user := models.NewUser()
 	user.SetAuthorizationInfo(ai)
-	ri, err := g.client.Users().ByUserId(u.AccountID).ToPatchRequestInformation(ctx, user, nil)
+	ri, err := g.users.ByUserId(u.AccountID).ToPatchRequestInformation(ctx, user, nil)
 	if err != nil {
 		return batchRequest{}, fmt.Errorf("cloudsink: graph: build PATCH /users/%s: %w", u.AccountID, err)
 	}

@@ -130,7 +130,7 @@ func normalize(prop, v string) string {
 }
 
 func (g *Graph) byIDQuery(ctx context.Context, id string) (lookupQuery, error) {
-	ri, err := g.client.Users().ByUserId(id).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+	ri, err := g.users.ByUserId(id).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect()},
 	})
 	if err != nil {
@@ -149,7 +149,7 @@ func (g *Graph) filterQuery(ctx context.Context, prop string, values []string) (
 	// Fifteen values match far fewer than 999 users unless something is
 	// badly wrong; resolve notices a further page all the same.
 	top := int32(999)
-	ri, err := g.client.Users().ToGetRequestInformation(ctx, &users.UsersRequestBuilderGetRequestConfiguration{
+	ri, err := g.users.ToGetRequestInformation(ctx, &users.UsersRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.UsersRequestBuilderGetQueryParameters{Filter: &filter, Select: userSelect(), Top: &top},
 	})
 	if err != nil {
