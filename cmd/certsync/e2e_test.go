@@ -674,7 +674,7 @@ func TestCertificateCredential(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, err := exec.Command(certsyncBin, "version").CombinedOutput()
+	out, err := exec.Command(certsyncBin, "version").Output() // on stdout, for scripts
 	if err != nil || !strings.HasPrefix(string(out), "certsync ") || !strings.Contains(string(out), "go1.") {
 		t.Fatalf("certsync version: %v %q", err, out)
 	}

@@ -21,9 +21,14 @@ func TestRelease(t *testing.T) {
 		mod + "ldapsrc/ldaptest", mod + "cloudsink/graphtest", mod + "cloudsink/exotest", mod + "mapping/pkitest",
 		mod + "agent/demo", "testing",
 		"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog",
+		// The Debian packager (go run ./packaging) is no part of certsync.
+		"github.com/goreleaser/nfpm",
 	}
 	// Modules the release binary must not record.
-	forbiddenMods := []string{"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog"}
+	forbiddenMods := []string{"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog", "github.com/goreleaser/nfpm/v2"}
+	// msgraph-sdk-go's root package imports the request builders of every
+	// Graph API (some 70 MB of binary); certsync links only /users.
+	const graphRoot = "github.com/microsoftgraph/msgraph-sdk-go"
 
 	t.Run("deps", func(t *testing.T) {
 		release := listDeps(t, root, "-tags", "release")
@@ -33,6 +38,9 @@ func TestRelease(t *testing.T) {
 					t.Errorf("the release build links %s", dep)
 				}
 			}
+		}
+		if slices.Contains(release, graphRoot) {
+			t.Errorf("the release build links %s and with it every Graph API's request builders", graphRoot)
 		}
 		if !slices.Contains(release, mod+"agent") {
 			t.Errorf("the release build's dependencies lack %s: is go list listing the right package?\n%s", mod+"agent", strings.Join(release, "\n"))

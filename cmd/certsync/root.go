@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -29,18 +30,25 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print certsync's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmd.Println("certsync", buildVersion())
-			return nil
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "certsync", buildVersion())
+			return err
 		},
 	}
 }
 
+// version is the release's version, set by the package build
+// (-ldflags "-X main.version=1.2.3"); empty in other builds.
+var version string
+
 func buildVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "(unknown)"
+		return version + " (no build information)"
 	}
 	v := bi.Main.Version
+	if version != "" {
+		v = version
+	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 			v += " " + s.Value[:12]
