@@ -265,7 +265,11 @@ func killSlapd(t *testing.T, dir string) {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		proc, err := os.FindProcess(pid)
+		if err == nil {
+			err = proc.Kill()
+		}
+		if err != nil {
 			t.Fatalf("stopping slapd (pid %d): %v", pid, err)
 		}
 		return
