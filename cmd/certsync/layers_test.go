@@ -41,6 +41,8 @@ func TestLayers(t *testing.T) {
 		"agent/metrics": {"agent"},
 		// The service manager protocol knows nothing of certsync.
 		"agent/sdnotify": {},
+		// The Windows service protocol likewise.
+		"agent/winsvc": {},
 		// The demo builds its world from the harnesses and runs the agent;
 		// it never knows the command (cmd/... is refused below).
 		"agent/demo": {"..."},

@@ -19,7 +19,7 @@ list), remembering what it published in a local state file.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDoctorCommand(), newVersionCommand())
+	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDoctorCommand(), newVersionCommand(), newServiceCommand())
 	root.AddCommand(demoCommands()...)
 	return root
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/agent/metrics"
 	"github.com/certsync/certsync/agent/sdnotify"
+	"github.com/certsync/certsync/agent/winsvc"
 	"github.com/certsync/certsync/state"
 )
 
@@ -52,14 +53,28 @@ passes keep finishing; on Windows it answers the service control manager.`,
 // longest backoff (1h) and a long pass together.
 const watchdogLimit = 2 * time.Hour
 
-// runAgent runs the agent until ctx ends. started is called once the
-// agent runs (lock held, metrics served), with a line for the service
-// manager; each pass is also told to observe.
-func runAgent(ctx context.Context, o *runOptions, errOut io.Writer, hook agentHook) error {
-	cfg, log, err := loadConfig(o.configPath, hook.logWriter(errOut))
+// runService runs the agent in the foreground (under systemd or a shell)
+// or, when Windows' service control manager started it, as the service:
+// answering the manager, logging to the Event Log and to
+// %ProgramData%\certsync\certsync.log.
+func runService(ctx context.Context, o *runOptions, errOut io.Writer) error {
+	if isService, err := winsvc.IsService(); err != nil || !isService {
+		return runAgent(ctx, o, errOut, nil)
+	}
+	return winsvc.Run(serviceName, func(ctx context.Context, s *winsvc.Session) error {
+		return runAgent(ctx, o, s.LogFile, s)
+	})
+}
+
+// runAgent runs the agent until ctx ends; a Windows service's session
+// (nil otherwise) also gets the log and is told once the agent runs (lock
+// held, metrics served).
+func runAgent(ctx context.Context, o *runOptions, errOut io.Writer, svc *winsvc.Session) error {
+	cfg, log, err := loadConfig(o.configPath, errOut)
 	if err != nil {
 		return err
 	}
+	log = svc.Logger(log)
 	defer func() { _ = log.Sync() }()
 	// Held for the agent's life, so a second agent is refused even
 	// between passes, when the state file itself is closed.
@@ -83,9 +98,6 @@ func runAgent(ctx context.Context, o *runOptions, errOut io.Writer, hook agentHo
 	}
 	live := agent.NewLiveness(cfg.Schedule.Interval+watchdogLimit, time.Now)
 	observe := []func(agent.PassOutcome){live.Observe, func(po agent.PassOutcome) { _ = notify.Status(po.String()) }}
-	if hook.observe != nil {
-		observe = append(observe, hook.observe)
-	}
 	r, err := newObservedRunner(cfg, log, m, observe...)
 	if err != nil {
 		return err
@@ -96,29 +108,11 @@ func runAgent(ctx context.Context, o *runOptions, errOut io.Writer, hook agentHo
 	if err := notify.Ready(status); err != nil {
 		log.Warn("telling systemd the agent is ready", zap.Error(err))
 	}
-	if hook.started != nil {
-		hook.started(status)
-	}
+	svc.Started()
 	keep, stopKeep := context.WithCancel(ctx)
 	defer stopKeep()
 	go notify.KeepAlive(keep, live.Alive)
 	err = r.Run(ctx, cfg.Schedule.Interval)
 	_ = notify.Stopping("stopping: the pass in flight has finished")
 	return err
-}
-
-// agentHook is what a service manager other than systemd (Windows') adds
-// to runAgent; the zero value adds nothing.
-type agentHook struct {
-	started func(status string)
-	observe func(agent.PassOutcome)
-	// log, when set, wraps where the agent logs (the Event Log as well).
-	log func(io.Writer) io.Writer
-}
-
-func (h agentHook) logWriter(w io.Writer) io.Writer {
-	if h.log == nil {
-		return w
-	}
-	return h.log(w)
 }
