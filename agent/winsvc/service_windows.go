@@ -169,67 +169,55 @@ func Install(c Config) error {
 // Uninstall stops the service if it runs, removes it and its Event Log
 // source. The state directory stays.
 func Uninstall(name string) error {
-	m, s, err := open(name)
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	defer s.Close()
-	if err := stopAndWait(s, name, time.Minute); err != nil {
-		return err
-	}
-	if err := s.Delete(); err != nil {
-		return fmt.Errorf("winsvc: deleting service %s: %w", name, err)
-	}
-	if err := eventlog.Remove(name); err != nil {
-		return fmt.Errorf("winsvc: removing the Event Log source %s: %w", name, err)
-	}
-	return nil
+	return withService(name, func(s *mgr.Service) error {
+		if err := stopAndWait(s, name, time.Minute); err != nil {
+			return err
+		}
+		if err := s.Delete(); err != nil {
+			return fmt.Errorf("winsvc: deleting service %s: %w", name, err)
+		}
+		if err := eventlog.Remove(name); err != nil {
+			return fmt.Errorf("winsvc: removing the Event Log source %s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // Start starts the service and waits until it runs (or has stopped).
 func Start(name string) error {
-	m, s, err := open(name)
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	defer s.Close()
-	if err := s.Start(); err != nil {
-		return fmt.Errorf("winsvc: starting service %s: %w", name, err)
-	}
-	st, err := waitWhile(s, svc.StartPending, time.Minute)
-	if err != nil {
-		return fmt.Errorf("winsvc: service %s: %w", name, err)
-	}
-	if st.State != svc.Running {
-		return fmt.Errorf("winsvc: service %s stopped at start (exit code %d, service-specific %d): see the Event Log", name, st.Win32ExitCode, st.ServiceSpecificExitCode)
-	}
-	return nil
+	return withService(name, func(s *mgr.Service) error {
+		if err := s.Start(); err != nil {
+			return fmt.Errorf("winsvc: starting service %s: %w", name, err)
+		}
+		st, err := waitWhile(s, svc.StartPending, time.Minute)
+		if err != nil {
+			return fmt.Errorf("winsvc: service %s: %w", name, err)
+		}
+		if st.State != svc.Running {
+			return fmt.Errorf("winsvc: service %s stopped at start (exit code %d, service-specific %d): see the Event Log", name, st.Win32ExitCode, st.ServiceSpecificExitCode)
+		}
+		return nil
+	})
 }
 
 // Stop asks the service to stop and waits for the pass in flight to finish.
 func Stop(name string) error {
-	m, s, err := open(name)
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	defer s.Close()
-	return stopAndWait(s, name, 15*time.Minute)
+	return withService(name, func(s *mgr.Service) error { return stopAndWait(s, name, 15*time.Minute) })
 }
 
-func open(name string) (*mgr.Mgr, *mgr.Service, error) {
+// withService opens the service name and calls do with it.
+func withService(name string, do func(*mgr.Service) error) error {
 	m, err := mgr.Connect()
 	if err != nil {
-		return nil, nil, fmt.Errorf("winsvc: connecting to the service control manager (run as Administrator): %w", err)
+		return fmt.Errorf("winsvc: connecting to the service control manager (run as Administrator): %w", err)
 	}
+	defer m.Disconnect()
 	s, err := m.OpenService(name)
 	if err != nil {
-		m.Disconnect()
-		return nil, nil, fmt.Errorf("winsvc: service %s: %w", name, err)
+		return fmt.Errorf("winsvc: service %s: %w", name, err)
 	}
-	return m, s, nil
+	defer s.Close()
+	return do(s)
 }
 
 func stopAndWait(s *mgr.Service, name string, limit time.Duration) error {
