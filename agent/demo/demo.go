@@ -15,7 +15,7 @@ import (
 	"github.com/certsync/certsync/agent"
 	"github.com/certsync/certsync/cloudsink/exotest"
 	"github.com/certsync/certsync/cloudsink/graphtest"
-	"github.com/certsync/certsync/ldapsrc/ldaptest"
+	"github.com/certsync/certsync/ldapsrc/ldapmem"
 )
 
 // Pass runs one pass of the pipeline built from the demo's config file.
@@ -66,7 +66,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("demo: directory TLS certificate: %w", err)
 	}
-	dirSrv, err := ldaptest.StartMemory(ctx, ldaptest.MemoryOptions{
+	dirSrv, err := ldapmem.Start(ctx, ldapmem.Options{
 		TLS:    &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 		BindDN: bindDN, BindPassword: bindPassword, Entries: w.entries,
 	})

@@ -14,8 +14,8 @@
 // agent's commands run.
 //
 // demo is the one package outside tests that imports the test harnesses
-// (ldapsrc/ldaptest, cloudsink/graphtest, cloudsink/exotest,
-// mapping/pkitest). Every file carries the !release build tag, so the
+// (cloudsink/graphtest, cloudsink/exotest, mapping/pkitest) and the
+// in-memory directory ldapsrc/ldapmem. Every file carries the !release build tag, so the
 // release binary links none of them; it must never import cmd/certsync,
 // and nothing but the demo command may import it.
 package demo

@@ -11,7 +11,7 @@ import (
 
 	"github.com/certsync/certsync/cloudsink/exotest"
 	"github.com/certsync/certsync/cloudsink/graphtest"
-	"github.com/certsync/certsync/ldapsrc/ldaptest"
+	"github.com/certsync/certsync/ldapsrc/ldapmem"
 	"github.com/certsync/certsync/mapping/pkitest"
 )
 
@@ -20,7 +20,7 @@ import (
 type world struct {
 	root, issuing, foreign *pkitest.CA
 	people                 int // directory users, the service account left out
-	entries                []ldaptest.Entry
+	entries                []ldapmem.Entry
 	cloudUsers             []graphtest.User
 	mailboxes              []exotest.Mailbox
 	// boxesBefore and boxesAfter are what each mailbox holds before the
@@ -72,7 +72,7 @@ func buildWorld() (*world, error) {
 		return nil, fmt.Errorf("users' certificates: %w", err)
 	}
 	w.people = len(users)
-	w.entries = append(w.entries, ldaptest.Entry{DN: bindDN, Attributes: map[string][][]byte{
+	w.entries = append(w.entries, ldapmem.Entry{DN: bindDN, Attributes: map[string][][]byte{
 		"objectClass": {[]byte("user")}, "sAMAccountName": {[]byte("svc-certsync")},
 	}})
 	for _, u := range users {
@@ -98,7 +98,7 @@ func buildWorld() (*world, error) {
 		if len(u.smime) > 0 {
 			attrs["userSMIMECertificate"] = u.smime
 		}
-		w.entries = append(w.entries, ldaptest.Entry{DN: "CN=" + u.name + ",OU=People," + baseDN, Attributes: attrs})
+		w.entries = append(w.entries, ldapmem.Entry{DN: "CN=" + u.name + ",OU=People," + baseDN, Attributes: attrs})
 		if u.comment != "" {
 			w.cases = append(w.cases, fmt.Sprintf("%-8s %s", u.name, u.comment))
 		}

@@ -43,6 +43,8 @@ func TestLayers(t *testing.T) {
 		"agent/sdnotify": {},
 		// The Windows service protocol likewise.
 		"agent/winsvc": {},
+		// The demo's in-memory directory knows nothing of certsync.
+		"ldapsrc/ldapmem": {},
 		// The demo builds its world from the harnesses and runs the agent;
 		// it never knows the command (cmd/... is refused below).
 		"agent/demo": {"..."},
@@ -51,7 +53,7 @@ func TestLayers(t *testing.T) {
 	}
 	// The test harnesses: only the demo and other harnesses may import them
 	// outside _test.go files, so the agent's code paths never link them.
-	harnesses := []string{"ldapsrc/ldaptest", "cloudsink/graphtest", "cloudsink/exotest", "mapping/pkitest"}
+	harnesses := []string{"ldapsrc/ldaptest", "ldapsrc/ldapmem", "cloudsink/graphtest", "cloudsink/exotest", "mapping/pkitest"}
 	const demoPkg, mainPkg, demoFile = "agent/demo", "cmd/certsync", "demo.go"
 	forbiddenInMapping := []string{"net", "net/http", "os", "os/exec", "io/ioutil", "time/tzdata"}
 

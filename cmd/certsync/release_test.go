@@ -9,21 +9,21 @@ import (
 	"testing"
 )
 
-// TestRelease guards the release build (-tags release, what ships): it
-// links none of the test harnesses, the demo, the testing package or the
-// harnesses' own dependencies, and has no demo command, while the default
-// build does have the demo (so the guard cannot pass for want of a demo).
+// TestRelease guards what ships. No build links the testing package, the
+// ldaptest harness (slapd, Samba) or test libraries: the default build
+// carries the demo, and the demo runs on ldapmem and the emulators, which
+// link no test code. The release build (-tags release) links none of the
+// demo's parts either and has no demo command, while the default build
+// does have the demo (so the guard cannot pass for want of a demo).
 func TestRelease(t *testing.T) {
 	root := moduleRoot(t)
 	const mod = "github.com/certsync/certsync/"
-	// Packages (and the packages below them) the release build must not link.
-	forbiddenPkgs := []string{
-		mod + "ldapsrc/ldaptest", mod + "cloudsink/graphtest", mod + "cloudsink/exotest", mod + "mapping/pkitest",
-		mod + "agent/demo", "testing",
-		"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog",
+	// Packages (and the packages below them) no build may link.
+	neverPkgs := []string{mod + "ldapsrc/ldaptest", "testing", "github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog",
 		// The Debian packager (go run ./packaging) is no part of certsync.
-		"github.com/goreleaser/nfpm",
-	}
+		"github.com/goreleaser/nfpm"}
+	// The demo and what it runs on: in the default build only.
+	demoPkgs := []string{mod + "agent/demo", mod + "ldapsrc/ldapmem", mod + "cloudsink/graphtest", mod + "cloudsink/exotest", mod + "mapping/pkitest"}
 	// Modules the release binary must not record.
 	forbiddenMods := []string{"github.com/stretchr/testify", "github.com/jimlambrt/gldap", "github.com/hashicorp/go-hclog", "github.com/goreleaser/nfpm/v2"}
 	// msgraph-sdk-go's root package imports the request builders of every
@@ -32,22 +32,30 @@ func TestRelease(t *testing.T) {
 
 	t.Run("deps", func(t *testing.T) {
 		release := listDeps(t, root, "-tags", "release")
-		for _, dep := range release {
-			for _, f := range forbiddenPkgs {
-				if underPath(dep, f) {
-					t.Errorf("the release build links %s", dep)
+		def := listDeps(t, root)
+		for _, build := range []struct {
+			name      string
+			deps      []string
+			forbidden []string
+		}{
+			{"release", release, append(slices.Clone(neverPkgs), demoPkgs...)},
+			{"default", def, neverPkgs},
+		} {
+			for _, dep := range build.deps {
+				for _, f := range build.forbidden {
+					if underPath(dep, f) {
+						t.Errorf("the %s build links %s", build.name, dep)
+					}
 				}
+			}
+			if !slices.Contains(build.deps, mod+"agent") {
+				t.Errorf("the %s build's dependencies lack %s: is go list listing the right package?\n%s", build.name, mod+"agent", strings.Join(build.deps, "\n"))
 			}
 		}
 		if slices.Contains(release, graphRoot) {
 			t.Errorf("the release build links %s and with it every Graph API's request builders", graphRoot)
 		}
-		if !slices.Contains(release, mod+"agent") {
-			t.Errorf("the release build's dependencies lack %s: is go list listing the right package?\n%s", mod+"agent", strings.Join(release, "\n"))
-		}
-		// The default build has the demo and the harnesses it runs on.
-		def := listDeps(t, root)
-		for _, want := range []string{mod + "agent/demo", mod + "ldapsrc/ldaptest", mod + "cloudsink/graphtest", mod + "cloudsink/exotest", mod + "mapping/pkitest"} {
+		for _, want := range demoPkgs {
 			if !slices.Contains(def, want) {
 				t.Errorf("the default build does not link %s: the demo is gone from it, or this guard checks the wrong names", want)
 			}

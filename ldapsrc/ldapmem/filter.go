@@ -1,4 +1,4 @@
-package ldaptest
+package ldapmem
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 // errUnsupportedFilter answers filters Memory does not evaluate: an error,
 // never a guess, so a test cannot pass on a filter that was not applied.
-var errUnsupportedFilter = errors.New("filter not supported by ldaptest.Memory")
+var errUnsupportedFilter = errors.New("filter not supported by ldapmem")
 
 // matchFilter evaluates a compiled filter (ldap.CompileFilter) against e:
 // equality (case-insensitive), presence, substrings, >=, <= (numeric when

@@ -1,4 +1,4 @@
-package ldaptest
+package ldapmem
 
 import (
 	"errors"
@@ -76,9 +76,9 @@ func TestMatchFilterUnsupported(t *testing.T) {
 	}
 }
 
-// FuzzMatchFilter feeds client filters (bytes from the network, as gldap
+// FuzzMatchFilter feeds client filters (bytes from the network, as the server
 // decompiles them) to the evaluator: it must not panic, and a filter must
-// give the same answer after the decompile/compile round trip gldap makes.
+// give the same answer after the decompile/compile round trip the server makes.
 func FuzzMatchFilter(f *testing.F) {
 	for _, s := range []string{"(uid=alice)", "(&(uid=a*)(!(mail=x)))", "(|(a=b)(c>=1))", "(uid=*)", `(cn=\00\ff)`} {
 		f.Add(s)
