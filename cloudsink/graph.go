@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -134,9 +135,28 @@ func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 }
 
 // graphClientOptions are msgraph-sdk-go's GetDefaultClientOptions (its
-// telemetry header), for the SDK version in go.mod.
+// telemetry header), with the SDK version the binary was built with: the
+// SDK's root package, which holds it as a constant, is not linked.
 func graphClientOptions() msgraphcore.GraphClientOptions {
-	return msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: "1.89.0"}
+	return msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: graphSDKVersion()}
+}
+
+func graphSDKVersion() string {
+	info, _ := debug.ReadBuildInfo()
+	return moduleVersion(info, "github.com/microsoftgraph/msgraph-sdk-go")
+}
+
+// moduleVersion is the version of module path in the build (without its
+// "v"), or "unknown" (test binaries carry no module list).
+func moduleVersion(info *debug.BuildInfo, path string) string {
+	if info != nil {
+		for _, m := range info.Deps {
+			if m.Path == path {
+				return strings.TrimPrefix(m.Version, "v")
+			}
+		}
+	}
+	return "unknown"
 }
 
 // newUsersClient does what msgraph-sdk-go's NewGraphServiceClient does

@@ -89,6 +89,11 @@ func TestRelease(t *testing.T) {
 		if deps == 0 || !strings.Contains(string(out), "github.com/spf13/cobra") {
 			t.Errorf("go version -m lists no modules (or not cobra): is the build info read right?\n%s", out)
 		}
+		// The Graph sink names the SDK's version in its telemetry header
+		// from this list (cloudsink.graphSDKVersion).
+		if !strings.Contains(string(out), "\tgithub.com/microsoftgraph/msgraph-sdk-go\tv") {
+			t.Errorf("the release binary does not record msgraph-sdk-go's version, which the Graph sink's telemetry header reads")
+		}
 
 		out, err = exec.Command(bin, "demo").CombinedOutput()
 		var exit *exec.ExitError
