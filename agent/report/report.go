@@ -141,6 +141,21 @@ type Target struct {
 	Problem string   `json:"problem,omitempty"`
 	// Warning: what the change stops working (a removed logon mapping).
 	Warning string `json:"warning,omitempty"`
+	// Certificates: the target's own verdict on each certificate, for a
+	// target that judges them by a purpose of its own (AD: logon).
+	Certificates []TargetCert `json:"certificates,omitempty"`
+}
+
+// TargetCert is a target's own verdict on one certificate.
+type TargetCert struct {
+	Subject string `json:"subject"`
+	Serial  string `json:"serial"`
+	SHA256  string `json:"sha256"`
+	Verdict string `json:"verdict"` // used, refused or not-needed
+	Reason  string `json:"reason"`
+	// PolicyRejected: policy.extendedKeyUsages refused it for the other
+	// targets (it is in the user's rejected list too).
+	PolicyRejected bool `json:"policyRejected"`
 }
 
 // Target statuses in reports.
@@ -215,6 +230,9 @@ func toUser(u *agent.UserPlan) User {
 			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Adopted: nonNil(t.Adopted), Dropped: nonNil(t.Change.Dropped), Warning: t.Warning}
 		if t.Err != nil {
 			jt.Problem = t.Err.Error()
+		}
+		for _, c := range t.Certificates {
+			jt.Certificates = append(jt.Certificates, TargetCert{c.Subject, c.Serial, c.SHA256, c.Verdict, c.Reason, c.PolicyRejected})
 		}
 		ju.Targets = append(ju.Targets, jt)
 	}
@@ -359,6 +377,14 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps, several bool) {
 		fmt.Fprintf(w, "  withheld:\t%s value  sha256 %s: %s\n", wv.Attribute, short(wv.SHA256), wv.Reason)
 	}
 	for _, t := range u.Targets {
+		// A target's own verdict, where it differs from the policy's (or
+		// for one user): a certificate it uses that the policy rejected,
+		// one it leaves out that the policy accepted.
+		for _, c := range t.Certificates {
+			if steps || c.PolicyRejected == (c.Verdict == agent.VerdictUsed) {
+				fmt.Fprintf(w, "  %s:\t%s %s  serial %s: %s\n", t.Target, c.Verdict, c.Subject, c.Serial, c.Reason)
+			}
+		}
 		switch {
 		case t.Problem != "":
 			fmt.Fprintf(w, "  %s:\tskipped: %s\n", t.Target, t.Problem)
