@@ -40,6 +40,9 @@ type Plan struct {
 	FullReason string
 	// Sources is each directory's part of the pass, in configuration order.
 	Sources []SourceReport
+	// Orphaned are values certsync wrote to targets no longer configured
+	// (orphan.go); counted on full reads.
+	Orphaned []Orphaned
 
 	// tracking is committed with the results, per source name; only
 	// sources read in full or incremental mode that succeeded.

@@ -64,11 +64,13 @@ type adSource struct {
 	domain string      // guarded by mu
 }
 
-// NewADTarget builds the target over the directories that enabled it.
+// NewADTarget builds the target over the directories that enabled it, or
+// whose mappings are to be withdrawn (AltSecuritySettings.Withdraw: the
+// target wants nothing there, so what certsync wrote goes).
 func NewADTarget(sources []ADSource) (*ADTarget, error) {
 	t := &ADTarget{sources: map[string]*adSource{}}
 	for _, s := range sources {
-		if !s.Settings.Enabled {
+		if !s.Settings.Enabled && !s.Settings.Withdraw {
 			continue
 		}
 		if s.Open == nil {
@@ -161,7 +163,7 @@ type adVerdict struct {
 
 func (t *ADTarget) judge(attr, source string, ev mapping.Evaluation) []adVerdict {
 	s := t.sources[source]
-	if attr != TargetAltSecurityIdentities || s == nil || len(ev.Accepted)+len(ev.OtherPurpose) == 0 {
+	if attr != TargetAltSecurityIdentities || s == nil || s.settings.Withdraw || len(ev.Accepted)+len(ev.OtherPurpose) == 0 {
 		return nil
 	}
 	certs := append(slices.Clone(ev.Accepted), ev.OtherPurpose...)

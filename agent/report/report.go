@@ -36,6 +36,17 @@ type Head struct {
 	Guard         Guard     `json:"guard"`
 	Summary       Summary   `json:"summary"`
 	Sources       []Source  `json:"sources"`
+	// Orphaned: values certsync wrote to targets no longer configured,
+	// left in place (counted on full reads).
+	Orphaned []Orphaned `json:"orphaned,omitempty"`
+}
+
+// Orphaned is one target no longer configured whose values certsync
+// wrote stay in place.
+type Orphaned struct {
+	Target   string `json:"target"`
+	Users    int    `json:"users"`
+	Withdraw string `json:"withdraw,omitempty"` // the command that removes them
 }
 
 // Source is one directory's part of the pass.
@@ -199,6 +210,9 @@ func toHead(p *agent.Plan, dryRun bool, passErr error) Head {
 		}
 		r.Sources = append(r.Sources, js)
 	}
+	for _, o := range p.Orphaned {
+		r.Orphaned = append(r.Orphaned, Orphaned{o.Target, o.Users, o.Withdraw})
+	}
 	return r
 }
 
@@ -316,6 +330,13 @@ func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	fmt.Fprintf(tw, "Summary: %s read (%s), %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d skipped, %d failed.\n",
 		plural(s.UsersRead, "user"), plural(s.LDAPOperations, "LDAP operation"), s.UsersChanged, plural(s.ValuesAdded, "value"), added, s.ValuesRemoved, removed, s.UsersRemoving,
 		plural(s.CertificatesAccepted, "certificate"), s.CertificatesRejected, plural(s.UsersUnmatched, "user"), s.UsersSkipped, s.UsersFailed)
+	for _, o := range p.Orphaned {
+		fmt.Fprintf(tw, "Left in place: the %s values certsync wrote for %s while the target was on; it is off now, so they stay (and keep working).", o.Target, plural(o.Users, "user"))
+		if o.Withdraw != "" {
+			fmt.Fprintf(tw, " Withdraw them with: %s --config FILE (dry run first).", o.Withdraw)
+		}
+		fmt.Fprintln(tw)
+	}
 	if p.Guard.Tripped {
 		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes to accept.\n", p.Guard.Reason)
 	}

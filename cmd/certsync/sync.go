@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -25,6 +26,7 @@ type syncOptions struct {
 	reconcile        bool
 	reclaim          bool
 	incremental      bool
+	withdraw         string
 }
 
 func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
@@ -37,6 +39,7 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
 	fs.BoolVar(&o.reclaim, "reclaim", false, "after a lost state file: take back as certsync's own the cloud values it derives from certificates on each user's directory entry (implies --reconcile)")
 	fs.BoolVar(&o.incremental, "incremental", false, "read only the users changed in the directory since the last pass, as `certsync run` does between full reads")
+	fs.StringVar(&o.withdraw, "withdraw", "", "remove every value certsync wrote to this target (only "+agent.TargetAltSecurityIdentities+"), whether or not it is still enabled; behind the deletion limit")
 }
 
 func newSyncCommand() *cobra.Command {
@@ -56,11 +59,14 @@ lookup or write the cloud refused or did not answer); with
 			if err != nil {
 				return err
 			}
-			if o.incremental && (o.user != "" || o.reconcile || o.reclaim) {
-				return errors.New("--incremental cannot be combined with --user, --reconcile or --reclaim")
+			if o.incremental && (o.user != "" || o.reconcile || o.reclaim || o.withdraw != "") {
+				return errors.New("--incremental cannot be combined with --user, --reconcile, --reclaim or --withdraw")
 			}
 			cfg, log, err := loadConfig(o.configPath, cmd.ErrOrStderr())
 			if err != nil {
+				return err
+			}
+			if err := withdraw(cfg, o.withdraw); err != nil {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
@@ -111,6 +117,30 @@ func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOp
 		return exitCode(1)
 	case o.detailedExitCode && plan.Stats.UsersChanged > 0:
 		return exitCode(2)
+	}
+	return nil
+}
+
+// withdraw marks target ("" for none) to be withdrawn in every Active
+// Directory source (anchored by objectGUID): the pass removes the values
+// certsync wrote there. Only altSecurityIdentities can be: turning a
+// target off never removes what it wrote (README: disabling the target).
+func withdraw(cfg *config.Config, target string) error {
+	if target == "" {
+		return nil
+	}
+	if target != agent.TargetAltSecurityIdentities {
+		return fmt.Errorf("--withdraw %q: only %s can be withdrawn", target, agent.TargetAltSecurityIdentities)
+	}
+	n := 0
+	for i := range cfg.Sources {
+		if strings.EqualFold(cfg.Sources[i].AnchorAttribute, "objectGUID") {
+			cfg.Sources[i].AltSecurityIdentities.Withdraw = true
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("--withdraw %s: no source is Active Directory (anchorAttribute objectGUID)", target)
 	}
 	return nil
 }
