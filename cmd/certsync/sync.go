@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -66,7 +65,7 @@ lookup or write the cloud refused or did not answer); with
 			if err != nil {
 				return err
 			}
-			if err := withdraw(cfg, o.withdraw); err != nil {
+			if err := cfg.Withdraw(o.withdraw); err != nil {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
@@ -117,30 +116,6 @@ func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOp
 		return exitCode(1)
 	case o.detailedExitCode && plan.Stats.UsersChanged > 0:
 		return exitCode(2)
-	}
-	return nil
-}
-
-// withdraw marks target ("" for none) to be withdrawn in every Active
-// Directory source (anchored by objectGUID): the pass removes the values
-// certsync wrote there. Only altSecurityIdentities can be: turning a
-// target off never removes what it wrote (README: disabling the target).
-func withdraw(cfg *config.Config, target string) error {
-	if target == "" {
-		return nil
-	}
-	if target != agent.TargetAltSecurityIdentities {
-		return fmt.Errorf("--withdraw %q: only %s can be withdrawn", target, agent.TargetAltSecurityIdentities)
-	}
-	n := 0
-	for i := range cfg.Sources {
-		if strings.EqualFold(cfg.Sources[i].AnchorAttribute, "objectGUID") {
-			cfg.Sources[i].AltSecurityIdentities.Withdraw = true
-			n++
-		}
-	}
-	if n == 0 {
-		return fmt.Errorf("--withdraw %s: no source is Active Directory (anchorAttribute objectGUID)", target)
 	}
 	return nil
 }
