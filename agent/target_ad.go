@@ -126,7 +126,7 @@ func (t *ADTarget) AdoptExisting() bool { return false }
 // (Verdicts), newest first.
 func (t *ADTarget) Want(attr, source string, ev mapping.Evaluation) []string {
 	var certs []mapping.Certificate
-	for _, v := range t.judge(attr, source, ev) {
+	for _, v := range t.judge(attr, source, ev, false) {
 		if v.used {
 			certs = append(certs, v.cert)
 		}
@@ -144,7 +144,7 @@ func (t *ADTarget) Want(attr, source string, ev mapping.Evaluation) []string {
 // its SID extension binds it to the user already and mapSIDCertificates
 // is off (Evaluate rejected those naming another account).
 func (t *ADTarget) Verdicts(attr, source string, ev mapping.Evaluation) []CertVerdict {
-	judged := t.judge(attr, source, ev)
+	judged := t.judge(attr, source, ev, true)
 	if len(judged) == 0 {
 		return nil
 	}
@@ -161,29 +161,39 @@ type adVerdict struct {
 	used bool
 }
 
-func (t *ADTarget) judge(attr, source string, ev mapping.Evaluation) []adVerdict {
+// judge decides for each certificate whether the target uses it; explain
+// adds what people read (Want, called for every user of every pass, does
+// without).
+func (t *ADTarget) judge(attr, source string, ev mapping.Evaluation, explain bool) []adVerdict {
 	s := t.sources[source]
 	if attr != TargetAltSecurityIdentities || s == nil || s.settings.Withdraw || len(ev.Accepted)+len(ev.OtherPurpose) == 0 {
 		return nil
 	}
-	certs := append(slices.Clone(ev.Accepted), ev.OtherPurpose...)
-	mapping.SortNewestFirst(certs)
+	certs := ev.Accepted
+	if len(ev.OtherPurpose) > 0 {
+		certs = append(slices.Clone(ev.Accepted), ev.OtherPurpose...)
+		mapping.SortNewestFirst(certs)
+	}
 	out := make([]adVerdict, 0, len(certs))
 	for _, c := range certs {
-		v := adVerdict{CertVerdict: newCertVerdict(c), cert: c}
-		v.PolicyRejected = !slices.ContainsFunc(ev.Accepted, func(a mapping.Certificate) bool { return a.SHA256 == c.SHA256 })
-		purpose, fit := mapping.LogonPurpose(c.Cert)
+		v := adVerdict{cert: c}
 		_, hasSID, sidErr := mapping.CertificateSID(c.Cert)
-		switch {
-		case !fit:
-			v.Verdict, v.Reason = VerdictRefused, purpose
-		case hasSID && sidErr == nil && !s.settings.MapSIDCertificates:
-			v.Verdict, v.Reason = VerdictNotNeeded, "its SID extension binds it to this account: domain controllers map it strongly without a value (mapSIDCertificates: false)"
-		default:
-			v.used = true
-			v.Verdict, v.Reason = VerdictUsed, "fit for logon ("+purpose+")"
-			if v.PolicyRejected {
-				v.Reason += "; policy.extendedKeyUsages, which the other targets follow, does not admit it"
+		fit := mapping.FitForLogon(c.Cert)
+		v.used = fit && !(hasSID && sidErr == nil && !s.settings.MapSIDCertificates)
+		if explain {
+			v.CertVerdict = newCertVerdict(c)
+			v.PolicyRejected = !slices.ContainsFunc(ev.Accepted, func(a mapping.Certificate) bool { return a.SHA256 == c.SHA256 })
+			purpose, _ := mapping.LogonPurpose(c.Cert)
+			switch {
+			case !fit:
+				v.Verdict, v.Reason = VerdictRefused, purpose
+			case !v.used:
+				v.Verdict, v.Reason = VerdictNotNeeded, "its SID extension binds it to this account: domain controllers map it strongly without a value (mapSIDCertificates: false)"
+			default:
+				v.Verdict, v.Reason = VerdictUsed, "fit for logon ("+purpose+")"
+				if v.PolicyRejected {
+					v.Reason += "; policy.extendedKeyUsages, which the other targets follow, does not admit it"
+				}
 			}
 		}
 		out = append(out, v)

@@ -57,6 +57,17 @@ func logonEKUs() []struct {
 	}
 }
 
+// FitForLogon reports whether c's extended key usage makes it fit for
+// logon (LogonPurpose, without the words).
+func FitForLogon(c *x509.Certificate) bool {
+	if slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return true
+	}
+	return slices.ContainsFunc(c.UnknownExtKeyUsage, func(o asn1.ObjectIdentifier) bool {
+		return o.Equal(oidEKUSmartCardLogon) || o.Equal(oidEKUPKINITClientAuth)
+	})
+}
+
 // LogonPurpose names the extended key usages of c that make it fit for
 // logon ("smartCardLogon", "clientAuth, smartCardLogon"), or returns
 // ok false with the reason it is not.

@@ -32,7 +32,7 @@ func TestLogonPurpose(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &x509.Certificate{ExtKeyUsage: tc.ekus, UnknownExtKeyUsage: tc.unknown}
 			got, fit := LogonPurpose(c)
-			if fit != tc.fit || !strings.Contains(got, tc.want) || (tc.fit && got != tc.want) {
+			if fit != tc.fit || FitForLogon(c) != tc.fit || !strings.Contains(got, tc.want) || (tc.fit && got != tc.want) {
 				t.Fatalf("LogonPurpose = %q, %v; want %q, %v", got, fit, tc.want, tc.fit)
 			}
 		})
