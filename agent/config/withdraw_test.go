@@ -10,18 +10,7 @@ import (
 func TestWithdraw(t *testing.T) {
 	dir := writeFiles(t)
 	ldapOnly := strings.Replace(validYAML, `  tls: {caFile: ca.pem}`, "  tls: {caFile: ca.pem}\n  anchorAttribute: entryUUID", 1)
-	several := `sources:
-- name: contoso
-  url: ldaps://dc01.contoso.com
-  baseDN: "DC=contoso,DC=com"
-  bind: {method: simple, username: "svc@contoso.com", passwordFile: pw}
-  tls: {caFile: ca.pem}
-- name: lab
-  url: ldap://ldap.lab.test
-  baseDN: "dc=lab,dc=test"
-  anchorAttribute: entryUUID
-  bind: {method: simple, username: "cn=certsync,dc=lab,dc=test", passwordFile: pw}
-` + validYAML[strings.Index(validYAML, "cloud:"):]
+	several := severalSourcesYAML()
 	for _, tc := range []struct {
 		name, yaml, target string
 		want               []bool // Withdraw per source
