@@ -40,6 +40,9 @@ type Plan struct {
 	FullReason string
 	// Sources is each directory's part of the pass, in configuration order.
 	Sources []SourceReport
+	// Orphaned are values certsync wrote to targets no longer configured
+	// (orphan.go); counted on full reads.
+	Orphaned []Orphaned
 
 	// tracking is committed with the results, per source name; only
 	// sources read in full or incremental mode that succeeded.
@@ -198,6 +201,9 @@ type TargetPlan struct {
 	// Warning is what people must know before this change is applied
 	// (what a removal stops working), as the target says.
 	Warning string
+	// Certificates is the target's own verdict on each certificate, for a
+	// target that judges them itself (verdict.go); nil for the others.
+	Certificates []CertVerdict
 
 	target int  // index of the Target
 	limit  int  // most values the attribute holds (0: no limit)
@@ -418,6 +424,11 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 		}
 		for _, v := range ev.Values {
 			up.Values = append(up.Values, ValueInfo{Attribute: v.Attribute, SHA256: v.SHA256, PKCS7: v.Bag, Certificates: v.Certificates})
+		}
+		for _, tp := range up.Targets {
+			if j, ok := a.targets[tp.target].(certificateJudge); ok && !outOfScope {
+				tp.Certificates = j.Verdicts(tp.Target, source, ev)
+			}
 		}
 	}
 	return up, candidate, review, nil

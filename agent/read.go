@@ -144,14 +144,16 @@ func (pl *planner) readAll(ctx context.Context, incremental bool, crls string) e
 
 	// Departed users are found once every directory has been read, so a
 	// user that moved from one directory to another is not withdrawn.
+	orphans := map[string]int{}
 	for _, f := range full {
-		departed, forget, err := pl.a.departed(f.source, pl.seen)
+		departed, forget, err := pl.a.departed(f.source, pl.seen, orphans)
 		if err != nil {
 			return err
 		}
 		pl.candidates = append(pl.candidates, departed...)
 		pl.p.forget = append(pl.p.forget, forget...)
 	}
+	pl.p.Orphaned = pl.a.orphaned(orphans)
 	for _, d := range deleted {
 		up, err := pl.a.deleted(d[0], d[1], pl.seen)
 		if err != nil {
@@ -271,12 +273,18 @@ func (pl *planner) dropSource(source string) {
 
 // departed finds the users of source certsync published for that no
 // directory returned in this pass: their values are withdrawn. Only a
-// complete read of source gets here.
-func (a *Agent) departed(source string, seen map[string]string) ([]*UserPlan, []string, error) {
+// complete read of source gets here. It counts in orphans, by attribute,
+// the users of source holding values of a target no longer configured
+// (orphan.go).
+func (a *Agent) departed(source string, seen map[string]string, orphans map[string]int) ([]*UserPlan, []string, error) {
 	var out []*UserPlan
 	var forget []string
 	err := a.store.ForEach(func(rec state.Record) error {
-		if _, ok := seen[rec.Anchor]; ok || a.sourceOf(rec) != source {
+		if a.sourceOf(rec) != source {
+			return nil
+		}
+		a.countOrphans(rec, orphans)
+		if _, ok := seen[rec.Anchor]; ok {
 			return nil
 		}
 		if !holdsValues(rec) {

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,11 +64,13 @@ type adSource struct {
 	domain string      // guarded by mu
 }
 
-// NewADTarget builds the target over the directories that enabled it.
+// NewADTarget builds the target over the directories that enabled it, or
+// whose mappings are to be withdrawn (AltSecuritySettings.Withdraw: the
+// target wants nothing there, so what certsync wrote goes).
 func NewADTarget(sources []ADSource) (*ADTarget, error) {
 	t := &ADTarget{sources: map[string]*adSource{}}
 	for _, s := range sources {
-		if !s.Settings.Enabled {
+		if !s.Settings.Enabled && !s.Settings.Withdraw {
 			continue
 		}
 		if s.Open == nil {
@@ -122,39 +122,83 @@ func (t *ADTarget) Match() Match {
 func (t *ADTarget) Account() string     { return "directory entry" }
 func (t *ADTarget) AdoptExisting() bool { return false }
 
-// Want is the configured mappings of every accepted certificate fit for
-// logon (client authentication or smart-card logon), newest first. A
-// certificate whose SID extension already binds it to the user (Evaluate
-// rejected those naming another account) needs no mapping unless
-// mapSIDCertificates says so.
+// Want is the configured mappings of every certificate the target uses
+// (Verdicts), newest first.
 func (t *ADTarget) Want(attr, source string, ev mapping.Evaluation) []string {
-	s := t.sources[source]
-	if attr != TargetAltSecurityIdentities || s == nil {
+	var certs []mapping.Certificate
+	for _, v := range t.judge(attr, source, ev, false) {
+		if v.used {
+			certs = append(certs, v.cert)
+		}
+	}
+	if len(certs) == 0 {
 		return nil
 	}
-	var certs []mapping.Certificate
-	for _, c := range ev.Accepted {
-		if !fitForLogon(c.Cert) {
-			continue
-		}
-		if _, has, err := mapping.CertificateSID(c.Cert); has && err == nil && !s.settings.MapSIDCertificates {
-			continue
-		}
-		certs = append(certs, c)
-	}
-	return mapping.CertificateUserIDs(certs, s.kinds)
+	return mapping.CertificateUserIDs(certs, t.sources[source].kinds)
 }
 
-// oidSmartCardLogon is Microsoft's smart-card logon EKU.
-var oidSmartCardLogon = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}
-
-// fitForLogon: a domain controller accepts a logon certificate with the
-// client authentication or the smart-card logon EKU.
-func fitForLogon(c *x509.Certificate) bool {
-	if slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
-		return true
+// Verdicts is the target's own judgement of each certificate that passed
+// the policy's checks, but perhaps its extended key usages, which speak
+// for the other targets: mapped when fit for logon (mapping.LogonPurpose),
+// whatever policy.extendedKeyUsages says; not mapped when unfit, or when
+// its SID extension binds it to the user already and mapSIDCertificates
+// is off (Evaluate rejected those naming another account).
+func (t *ADTarget) Verdicts(attr, source string, ev mapping.Evaluation) []CertVerdict {
+	judged := t.judge(attr, source, ev, true)
+	if len(judged) == 0 {
+		return nil
 	}
-	return slices.ContainsFunc(c.UnknownExtKeyUsage, func(o asn1.ObjectIdentifier) bool { return o.Equal(oidSmartCardLogon) })
+	out := make([]CertVerdict, len(judged))
+	for i, j := range judged {
+		out[i] = j.CertVerdict
+	}
+	return out
+}
+
+type adVerdict struct {
+	CertVerdict
+	cert mapping.Certificate
+	used bool
+}
+
+// judge decides for each certificate whether the target uses it; explain
+// adds what people read (Want, called for every user of every pass, does
+// without).
+func (t *ADTarget) judge(attr, source string, ev mapping.Evaluation, explain bool) []adVerdict {
+	s := t.sources[source]
+	if attr != TargetAltSecurityIdentities || s == nil || s.settings.Withdraw || len(ev.Accepted)+len(ev.OtherPurpose) == 0 {
+		return nil
+	}
+	certs := ev.Accepted
+	if len(ev.OtherPurpose) > 0 {
+		certs = append(slices.Clone(ev.Accepted), ev.OtherPurpose...)
+		mapping.SortNewestFirst(certs)
+	}
+	out := make([]adVerdict, 0, len(certs))
+	for _, c := range certs {
+		v := adVerdict{cert: c}
+		_, hasSID, sidErr := mapping.CertificateSID(c.Cert)
+		fit := mapping.FitForLogon(c.Cert)
+		v.used = fit && !(hasSID && sidErr == nil && !s.settings.MapSIDCertificates)
+		if explain {
+			v.CertVerdict = newCertVerdict(c)
+			v.PolicyRejected = !slices.ContainsFunc(ev.Accepted, func(a mapping.Certificate) bool { return a.SHA256 == c.SHA256 })
+			purpose, _ := mapping.LogonPurpose(c.Cert)
+			switch {
+			case !fit:
+				v.Verdict, v.Reason = VerdictRefused, purpose
+			case !v.used:
+				v.Verdict, v.Reason = VerdictNotNeeded, "its SID extension binds it to this account: domain controllers map it strongly without a value (mapSIDCertificates: false)"
+			default:
+				v.Verdict, v.Reason = VerdictUsed, "fit for logon ("+purpose+")"
+				if v.PolicyRejected {
+					v.Reason += "; policy.extendedKeyUsages, which the other targets follow, does not admit it"
+				}
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // Describe flags what an admin must know about a value: certsync's own

@@ -82,23 +82,38 @@ func TestADTargetWant(t *testing.T) {
 		cert     *x509.Certificate
 		settings ldapsrc.AltSecuritySettings
 		want     []string
+		// policyRefused: policy.extendedKeyUsages refused it, so Evaluate
+		// put it in OtherPurpose, not Accepted.
+		policyRefused bool
 	}{
-		{"KB5014754 example, client auth", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil), ldapsrc.AltSecuritySettings{Enabled: true}, []string{kb}},
-		{"smart-card logon EKU", kbLeaf(t, ca, key, kbSerial, nil, smartCard), ldapsrc.AltSecuritySettings{Enabled: true}, []string{kb}},
+		{"KB5014754 example, client auth", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil), ldapsrc.AltSecuritySettings{Enabled: true}, []string{kb}, false},
+		{"smart-card logon EKU", kbLeaf(t, ca, key, kbSerial, nil, smartCard), ldapsrc.AltSecuritySettings{Enabled: true}, []string{kb}, false},
 		{"every kind, in order", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil),
-			ldapsrc.AltSecuritySettings{Enabled: true, Mappings: []string{"SKI", "ISSUER-SERIAL"}}, []string{"X509:<SKI>01020304", kb}},
-		{"S/MIME only: no logon", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, nil), ldapsrc.AltSecuritySettings{Enabled: true}, nil},
-		{"SID extension: strongly mapped already", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, sid), ldapsrc.AltSecuritySettings{Enabled: true}, nil},
-		{"SID extension, mapSIDCertificates", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, sid), ldapsrc.AltSecuritySettings{Enabled: true, MapSIDCertificates: true}, []string{kb}},
+			ldapsrc.AltSecuritySettings{Enabled: true, Mappings: []string{"SKI", "ISSUER-SERIAL"}}, []string{"X509:<SKI>01020304", kb}, false},
+		{"S/MIME only: no logon", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, nil), ldapsrc.AltSecuritySettings{Enabled: true}, nil, false},
+		{"SID extension: strongly mapped already", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, sid), ldapsrc.AltSecuritySettings{Enabled: true}, nil, false},
+		{"SID extension, mapSIDCertificates", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, sid), ldapsrc.AltSecuritySettings{Enabled: true, MapSIDCertificates: true}, []string{kb}, false},
+		// The target's own EKU policy, whatever the general one says.
+		{"smart-card logon only, refused by policy.extendedKeyUsages", kbLeaf(t, ca, key, kbSerial, nil, smartCard), ldapsrc.AltSecuritySettings{Enabled: true}, []string{kb}, true},
+		{"PKINIT client auth only, refused by policy.extendedKeyUsages", kbLeaf(t, ca, key, kbSerial, nil, []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 2, 3, 4}}), ldapsrc.AltSecuritySettings{Enabled: true}, []string{kb}, true},
+		{"any purpose: not mapped", kbLeaf(t, ca, key, kbSerial, []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, nil), ldapsrc.AltSecuritySettings{Enabled: true}, nil, false},
+		{"no EKU: not mapped", kbLeaf(t, ca, key, kbSerial, nil, nil), ldapsrc.AltSecuritySettings{Enabled: true}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target, err := NewADTarget([]ADSource{{Name: "contoso", Settings: tc.settings, Open: func(context.Context) (ADDirectory, error) { return nil, nil }}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev := mapping.Evaluation{Accepted: []mapping.Certificate{{Cert: tc.cert}}}
+			ev := mapping.Evaluation{Accepted: []mapping.Certificate{{Cert: tc.cert, SHA256: "a"}}}
+			if tc.policyRefused {
+				ev = mapping.Evaluation{OtherPurpose: ev.Accepted}
+			}
 			if got := target.Want(TargetAltSecurityIdentities, "contoso", ev); !slices.Equal(got, tc.want) {
 				t.Fatalf("Want = %q, want %q", got, tc.want)
+			}
+			v := target.Verdicts(TargetAltSecurityIdentities, "contoso", ev)
+			if len(v) != 1 || (v[0].Verdict == VerdictUsed) != (tc.want != nil) || v[0].PolicyRejected != tc.policyRefused || v[0].Reason == "" {
+				t.Fatalf("Verdicts = %+v; want one, used %v, policyRejected %v, with a reason", v, tc.want != nil, tc.policyRefused)
 			}
 			if got := target.Want(TargetAltSecurityIdentities, "fabrikam", ev); got != nil {
 				t.Fatalf("a directory without the target wants %q", got)

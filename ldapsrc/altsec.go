@@ -37,6 +37,12 @@ type AltSecuritySettings struct {
 	// extension already binds them to the user (strongly mapped without
 	// any value); off by default.
 	MapSIDCertificates bool `yaml:"mapSIDCertificates"`
+	// Withdraw is set by `certsync sync --withdraw ad.altSecurityIdentities`,
+	// never by the file: the target then wants nothing for this
+	// directory's users, so the pass removes every mapping certsync wrote
+	// there (behind the deletion limit, shown by the dry run), whether or
+	// not Enabled still says so.
+	Withdraw bool `yaml:"-"`
 }
 
 // DefaultAltSecurityMaxValues is maxValues' default.

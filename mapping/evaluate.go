@@ -40,6 +40,7 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 	ch := newChecker(p, now, chain)
 	var ev Evaluation
 	acceptedAt := map[string]int{}   // SHA-256 -> index in ev.Accepted
+	otherAt := map[string]int{}      // SHA-256 -> index in ev.OtherPurpose
 	verdicts := map[string]verdict{} // SHA-256 -> verdict
 	seen := map[rejectionKey]bool{}
 	reject := func(r Rejection) {
@@ -73,25 +74,17 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 			}
 			if cs := vd.causes; len(cs) > 0 {
 				reject(newRejection(v.Attribute, c, sum, cs[0].code, joinReasons(cs)))
-				continue
-			}
-			if i, ok := acceptedAt[sum]; ok {
-				if !slices.Contains(ev.Accepted[i].Attributes, v.Attribute) {
-					ev.Accepted[i].Attributes = append(ev.Accepted[i].Attributes, v.Attribute)
+				if len(cs) == 1 && cs[0].code == RejectEKU {
+					addCertificate(&ev.OtherPurpose, otherAt, c, sum, v.Attribute, vd.warnings)
 				}
 				continue
 			}
-			acceptedAt[sum] = len(ev.Accepted)
-			ev.Accepted = append(ev.Accepted, Certificate{Cert: c, SHA256: sum, Attributes: []string{v.Attribute}, Warnings: vd.warnings})
+			addCertificate(&ev.Accepted, acceptedAt, c, sum, v.Attribute, vd.warnings)
 		}
 	}
 
-	slices.SortFunc(ev.Accepted, func(a, b Certificate) int {
-		if c := b.Cert.NotBefore.Compare(a.Cert.NotBefore); c != 0 {
-			return c // newest first
-		}
-		return cmp.Compare(a.SHA256, b.SHA256)
-	})
+	SortNewestFirst(ev.Accepted)
+	SortNewestFirst(ev.OtherPurpose)
 	if limit := p.MaxCertificates; limit > 0 && len(ev.Accepted) > limit {
 		reason := fmt.Sprintf("valid, but only the %d newest certificates are published (policy.maxCertificates)", limit)
 		for _, c := range ev.Accepted[limit:] {
@@ -103,6 +96,30 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 	}
 	ev.Values, ev.Withheld = acceptedValues(values, decs, ev, verdicts)
 	return ev
+}
+
+// addCertificate adds c (found in attr) to list, or attr to c's entry
+// there; at indexes list by SHA-256.
+func addCertificate(list *[]Certificate, at map[string]int, c *x509.Certificate, sum, attr string, warnings []string) {
+	if i, ok := at[sum]; ok {
+		if !slices.Contains((*list)[i].Attributes, attr) {
+			(*list)[i].Attributes = append((*list)[i].Attributes, attr)
+		}
+		return
+	}
+	at[sum] = len(*list)
+	*list = append(*list, Certificate{Cert: c, SHA256: sum, Attributes: []string{attr}, Warnings: warnings})
+}
+
+// SortNewestFirst orders certificates by NotBefore, newest first, ties by
+// SHA-256: the order targets prefer them in.
+func SortNewestFirst(certs []Certificate) {
+	slices.SortFunc(certs, func(a, b Certificate) int {
+		if c := b.Cert.NotBefore.Compare(a.Cert.NotBefore); c != 0 {
+			return c // newest first
+		}
+		return cmp.Compare(a.SHA256, b.SHA256)
+	})
 }
 
 type rejectionKey struct{ sha256, attribute string }
@@ -294,7 +311,7 @@ func ekuProblem(c *x509.Certificate, want []x509.ExtKeyUsage) string {
 		}
 		have += oid.String()
 	}
-	return fmt.Sprintf("extended key usage %s has none of %s (policy.extKeyUsages)", have, ekuNames(want))
+	return fmt.Sprintf("extended key usage %s has none of %s (policy.extendedKeyUsages)", have, ekuNames(want))
 }
 
 type namedEKU struct {

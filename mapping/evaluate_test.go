@@ -214,7 +214,7 @@ func TestEvaluate(t *testing.T) {
 			rejected: []string{"userCertificate:noEKU:eku", "userCertificate:serverOnly:eku"},
 			exact: map[string]string{
 				"userCertificate:noEKU":      "has no extended key usage; policy requires one of emailProtection, clientAuth",
-				"userCertificate:serverOnly": "extended key usage serverAuth has none of emailProtection, clientAuth (policy.extKeyUsages)",
+				"userCertificate:serverOnly": "extended key usage serverAuth has none of emailProtection, clientAuth (policy.extendedKeyUsages)",
 			},
 		},
 		{

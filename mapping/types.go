@@ -135,6 +135,11 @@ type Evaluation struct {
 	// is in Accepted, as read (newest first); Withheld the others.
 	Values   []Value
 	Withheld []Withheld
+	// OtherPurpose are the certificates that pass every check but the
+	// policy's extended key usage (ExtKeyUsages), newest first: a target
+	// with a purpose of its own (logon, for altSecurityIdentities) judges
+	// them itself. They are in Rejected too, with code RejectEKU.
+	OtherPurpose []Certificate
 }
 
 // Binding kinds for Entra ID certificateUserIds.

@@ -298,7 +298,7 @@ func (c *Config) Validate() error {
 	}
 	if !c.CloudTargets() {
 		if !c.ADTarget() {
-			return keyErr("cloud.certificateUserIds.enabled", "false, and cloud.exchange.enabled is false too: enable at least one cloud target, or a source's altSecurityIdentities")
+			return keyErr("cloud.certificateUserIds.enabled", "false, and cloud.exchange.enabled is false too: enable at least one cloud target, or a source's altSecurityIdentities (to withdraw the mappings certsync wrote there, keep it enabled, stop `certsync run` and use `certsync sync --withdraw ad.altSecurityIdentities`)")
 		}
 		// No cloud target: the cloud section, if any, is not used.
 		return c.validateLocal()
@@ -344,9 +344,11 @@ func (c *Config) CloudTargets() bool {
 }
 
 // ADTarget reports whether a source enables its altSecurityIdentities
-// target.
+// target, or withdraws the mappings certsync wrote there (sync --withdraw).
 func (c *Config) ADTarget() bool {
-	return slices.ContainsFunc(c.Sources, func(s ldapsrc.Settings) bool { return s.AltSecurityIdentities.Enabled })
+	return slices.ContainsFunc(c.Sources, func(s ldapsrc.Settings) bool {
+		return s.AltSecurityIdentities.Enabled || s.AltSecurityIdentities.Withdraw
+	})
 }
 
 func (c *Config) validateSources() error {

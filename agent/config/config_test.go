@@ -186,19 +186,7 @@ func TestParseValidVariants(t *testing.T) {
 // sources: a list of directories, each validated under its own key.
 func TestParseSeveralSources(t *testing.T) {
 	dir := writeFiles(t)
-	several := `sources:
-- name: contoso
-  url: ldaps://dc01.contoso.com
-  baseDN: "DC=contoso,DC=com"
-  bind: {method: simple, username: "svc@contoso.com", passwordFile: pw}
-  tls: {caFile: ca.pem}
-- name: lab
-  url: ldap://ldap.lab.test
-  baseDN: "dc=lab,dc=test"
-  anchorAttribute: entryUUID
-  filter: "(objectClass=inetOrgPerson)"
-  bind: {method: simple, username: "cn=certsync,dc=lab,dc=test", passwordEnv: LAB_PW}
-` + validYAML[strings.Index(validYAML, "cloud:"):]
+	several := severalSourcesYAML()
 	c, err := Parse([]byte(several), dir)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, several)
@@ -324,4 +312,22 @@ func TestWorldOpenFilesRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// severalSourcesYAML is validYAML with two directories: Active Directory
+// (contoso) and OpenLDAP (lab).
+func severalSourcesYAML() string {
+	return `sources:
+- name: contoso
+  url: ldaps://dc01.contoso.com
+  baseDN: "DC=contoso,DC=com"
+  bind: {method: simple, username: "svc@contoso.com", passwordFile: pw}
+  tls: {caFile: ca.pem}
+- name: lab
+  url: ldap://ldap.lab.test
+  baseDN: "dc=lab,dc=test"
+  anchorAttribute: entryUUID
+  filter: "(objectClass=inetOrgPerson)"
+  bind: {method: simple, username: "cn=certsync,dc=lab,dc=test", passwordEnv: LAB_PW}
+` + validYAML[strings.Index(validYAML, "cloud:"):]
 }

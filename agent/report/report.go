@@ -36,6 +36,17 @@ type Head struct {
 	Guard         Guard     `json:"guard"`
 	Summary       Summary   `json:"summary"`
 	Sources       []Source  `json:"sources"`
+	// Orphaned: values certsync wrote to targets no longer configured,
+	// left in place (counted on full reads).
+	Orphaned []Orphaned `json:"orphaned,omitempty"`
+}
+
+// Orphaned is one target no longer configured whose values certsync
+// wrote stay in place.
+type Orphaned struct {
+	Target   string `json:"target"`
+	Users    int    `json:"users"`
+	Withdraw string `json:"withdraw,omitempty"` // the command that removes them
 }
 
 // Source is one directory's part of the pass.
@@ -141,6 +152,21 @@ type Target struct {
 	Problem string   `json:"problem,omitempty"`
 	// Warning: what the change stops working (a removed logon mapping).
 	Warning string `json:"warning,omitempty"`
+	// Certificates: the target's own verdict on each certificate, for a
+	// target that judges them by a purpose of its own (AD: logon).
+	Certificates []TargetCert `json:"certificates,omitempty"`
+}
+
+// TargetCert is a target's own verdict on one certificate.
+type TargetCert struct {
+	Subject string `json:"subject"`
+	Serial  string `json:"serial"`
+	SHA256  string `json:"sha256"`
+	Verdict string `json:"verdict"` // used, refused or not-needed
+	Reason  string `json:"reason"`
+	// PolicyRejected: policy.extendedKeyUsages refused it for the other
+	// targets (it is in the user's rejected list too).
+	PolicyRejected bool `json:"policyRejected"`
 }
 
 // Target statuses in reports.
@@ -184,6 +210,9 @@ func toHead(p *agent.Plan, dryRun bool, passErr error) Head {
 		}
 		r.Sources = append(r.Sources, js)
 	}
+	for _, o := range p.Orphaned {
+		r.Orphaned = append(r.Orphaned, Orphaned{o.Target, o.Users, o.Withdraw})
+	}
 	return r
 }
 
@@ -215,6 +244,9 @@ func toUser(u *agent.UserPlan) User {
 			Add: nonNil(t.Change.Add), Remove: nonNil(t.Change.Remove), Unowned: nonNil(t.Change.Unowned), Adopted: nonNil(t.Adopted), Dropped: nonNil(t.Change.Dropped), Warning: t.Warning}
 		if t.Err != nil {
 			jt.Problem = t.Err.Error()
+		}
+		for _, c := range t.Certificates {
+			jt.Certificates = append(jt.Certificates, TargetCert{c.Subject, c.Serial, c.SHA256, c.Verdict, c.Reason, c.PolicyRejected})
 		}
 		ju.Targets = append(ju.Targets, jt)
 	}
@@ -298,6 +330,13 @@ func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 	fmt.Fprintf(tw, "Summary: %s read (%s), %d with changes (%s %s, %d %s), %d losing values; %s accepted, %d rejected; %s not in the cloud, %d skipped, %d failed.\n",
 		plural(s.UsersRead, "user"), plural(s.LDAPOperations, "LDAP operation"), s.UsersChanged, plural(s.ValuesAdded, "value"), added, s.ValuesRemoved, removed, s.UsersRemoving,
 		plural(s.CertificatesAccepted, "certificate"), s.CertificatesRejected, plural(s.UsersUnmatched, "user"), s.UsersSkipped, s.UsersFailed)
+	for _, o := range p.Orphaned {
+		fmt.Fprintf(tw, "Left in place: the %s values certsync wrote for %s while the target was on; it is off now, so they stay (and keep working).", o.Target, plural(o.Users, "user"))
+		if o.Withdraw != "" {
+			fmt.Fprintf(tw, " Withdraw them with: %s --config FILE (dry run first).", o.Withdraw)
+		}
+		fmt.Fprintln(tw)
+	}
 	if p.Guard.Tripped {
 		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes to accept.\n", p.Guard.Reason)
 	}
@@ -359,6 +398,14 @@ func writeUser(w io.Writer, u *agent.UserPlan, steps, several bool) {
 		fmt.Fprintf(w, "  withheld:\t%s value  sha256 %s: %s\n", wv.Attribute, short(wv.SHA256), wv.Reason)
 	}
 	for _, t := range u.Targets {
+		// A target's own verdict, where it differs from the policy's (or
+		// for one user): a certificate it uses that the policy rejected,
+		// one it leaves out that the policy accepted.
+		for _, c := range t.Certificates {
+			if steps || c.PolicyRejected == (c.Verdict == agent.VerdictUsed) {
+				fmt.Fprintf(w, "  %s:\t%s %s  serial %s: %s\n", t.Target, c.Verdict, c.Subject, c.Serial, c.Reason)
+			}
+		}
 		switch {
 		case t.Problem != "":
 			fmt.Fprintf(w, "  %s:\tskipped: %s\n", t.Target, t.Problem)

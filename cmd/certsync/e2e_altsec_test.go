@@ -3,11 +3,13 @@ package main
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -340,5 +342,116 @@ state: {path: state.db}
 	code, _, errOut := w.run("sync", "--dry-run")
 	if code != 1 || !strings.Contains(errOut, "needs Active Directory") || !strings.Contains(errOut, "source.altSecurityIdentities") {
 		t.Fatalf("exit %d, stderr %s; want exit 1 naming the key and why", code, errOut)
+	}
+}
+
+// The AD target judges logon fitness itself: a smart-card-logon-only
+// certificate, which policy.extendedKeyUsages (emailProtection, clientAuth
+// by default) refuses for Entra ID, is mapped in altSecurityIdentities; an
+// S/MIME-only one goes to Entra ID and not to altSecurityIdentities. The
+// report shows each target's verdict.
+func TestADAltSecurityIdentitiesLogonEKU(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"sam", 0, 0}, {"eve", 0, 0}}, "", "")
+	smartCardLogon := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}
+	sam := w.issue("sam", pkitest.LeafOptions{UnknownEKUs: []asn1.ObjectIdentifier{smartCardLogon}})
+	dc.SetCertificates(t, w.dns["sam"], "userCertificate", [][]byte{sam})
+	eve := w.issue("eve", pkitest.LeafOptions{EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}})
+	dc.SetCertificates(t, w.dns["eve"], "userCertificate", [][]byte{eve})
+	w.sourceKeys = []string{"altSecurityIdentities: {enabled: true}"}
+	w.writeConfig(dc.URL)
+
+	// The dry run's table says it in words, for both.
+	code, out, _ := w.run("sync", "--dry-run", "--output", "table")
+	if code != 0 || !regexp.MustCompile(altsec+`:\s+used CN=sam`).MatchString(out) || !strings.Contains(out, "fit for logon (smartCardLogon)") ||
+		!regexp.MustCompile(altsec+`:\s+refused CN=eve`).MatchString(out) {
+		t.Fatalf("table (exit %d) does not show the per-target verdicts:\n%s", code, out)
+	}
+
+	r := w.syncJSON(0)
+	name := func(n string) string { return n + "@" + w.dept + ".test" }
+	s, _ := userByName(r, name("sam"))
+	if got, want := w.altsec("sam"), []string{certutilMapping(t, sam)}; !slices.Equal(got, want) {
+		t.Fatalf("sam's altSecurityIdentities: %q, want %q", got, want)
+	}
+	if got := w.cloudValues("sam"); len(got) != 0 {
+		t.Fatalf("sam in Entra ID: %q; policy.extendedKeyUsages refuses the smart card there", got)
+	}
+	if len(s.Rejected) != 1 || s.Rejected[0].Code != "eku" {
+		t.Fatalf("sam's rejections: %+v; want the policy's EKU verdict", s.Rejected)
+	}
+	if c := targetOf(s, altsec).Certificates; len(c) != 1 || c[0].Verdict != "used" || !c[0].PolicyRejected || !strings.Contains(c[0].Reason, "smartCardLogon") {
+		t.Fatalf("sam's altSecurityIdentities verdict: %+v", c)
+	}
+	e, _ := userByName(r, name("eve"))
+	if got := w.altsec("eve"); len(got) != 0 {
+		t.Fatalf("eve's altSecurityIdentities: %q; an S/MIME-only certificate is not fit for logon", got)
+	}
+	if got := w.cloudValues("eve"); len(got) != 1 {
+		t.Fatalf("eve in Entra ID: %q; want her binding", got)
+	}
+	if c := targetOf(e, altsec).Certificates; len(c) != 1 || c[0].Verdict != "refused" || c[0].PolicyRejected || !strings.Contains(c[0].Reason, "not fit for logon") {
+		t.Fatalf("eve's altSecurityIdentities verdict: %+v", c)
+	}
+}
+
+// Turning the target off leaves what certsync wrote in place (a removed
+// mapping stops a smart card) and reports it on every full pass, with the
+// command that withdraws it; `sync --withdraw` then removes certsync's
+// values, and only them, behind the deletion limit and after a dry run.
+func TestADAltSecurityIdentitiesDisable(t *testing.T) {
+	dc := domainController(t)
+	w := newADWorld(t, dc, []adPerson{{"dan", 1, 0}, {"flo", 1, 0}}, "", "")
+	admin := []string{"Kerberos:dan@" + dc.Realm}
+	dc.SetValues(t, w.dns["dan"], ldapsrc.AttrAltSecurityIdentities, admin)
+	w.sourceKeys = []string{"altSecurityIdentities: {enabled: true}"}
+	w.writeConfig(dc.URL)
+	w.syncJSON(0)
+	mapped := map[string][]string{"dan": w.altsec("dan"), "flo": w.altsec("flo")}
+	if len(mapped["dan"]) != 2 || len(mapped["flo"]) != 1 {
+		t.Fatalf("first pass: %v", mapped)
+	}
+	graphBefore := w.cloudValues("flo")
+
+	// Off: nothing is removed, and the pass says what stays and how to
+	// withdraw it.
+	w.sourceKeys = []string{"altSecurityIdentities: {enabled: false}"}
+	w.writeConfig(dc.URL)
+	r := w.syncJSON(0)
+	for n, want := range mapped {
+		if got := w.altsec(n); !slices.Equal(got, want) {
+			t.Fatalf("after turning the target off, %s holds %q, want %q kept", n, got, want)
+		}
+	}
+	if len(r.Orphaned) != 1 || r.Orphaned[0].Target != altsec || r.Orphaned[0].Users != 2 || !strings.Contains(r.Orphaned[0].Withdraw, "--withdraw "+altsec) {
+		t.Fatalf("orphaned: %+v; want 2 users of %s with the withdraw command", r.Orphaned, altsec)
+	}
+	if code, out, _ := w.run("sync", "--output", "table"); code != 0 || !strings.Contains(out, "sync --withdraw "+altsec) {
+		t.Fatalf("table (exit %d) does not say how to withdraw:\n%s", code, out)
+	}
+
+	// The dry run shows every removal and what it stops; the limit (10%
+	// of 2 users) refuses the real pass until it is allowed.
+	code, out, _ := w.run("sync", "--withdraw", altsec, "--dry-run", "--output", "table")
+	if code != 1 || !strings.Contains(out, "- "+mapped["flo"][0]) || !strings.Contains(out, "stops the smart card") || !strings.Contains(out, "Deletion limit") {
+		t.Fatalf("withdraw dry run (exit %d):\n%s", code, out)
+	}
+	if r := w.syncJSON(1, "--withdraw", altsec); !r.Guard.Tripped || len(w.altsec("flo")) != 1 {
+		t.Fatalf("guard %+v, flo %q; want the withdrawal refused by the limit", r.Guard, w.altsec("flo"))
+	}
+	r = w.syncJSON(0, "--withdraw", altsec, "--allow-deletes")
+	if got := w.altsec("flo"); len(got) != 0 {
+		t.Fatalf("flo holds %q after the withdrawal", got)
+	}
+	if got := w.altsec("dan"); !slices.Equal(got, admin) {
+		t.Fatalf("dan holds %q after the withdrawal, want only the admin's %q", got, admin)
+	}
+	if got := w.cloudValues("flo"); !slices.Equal(got, graphBefore) {
+		t.Fatalf("Entra ID changed for flo: %q → %q", graphBefore, got)
+	}
+	// Nothing of the target is left to report, and a normal pass writes
+	// nothing back.
+	if r = w.syncJSON(0); len(r.Orphaned) != 0 || r.Summary.ValuesAdded != 0 || len(w.altsec("flo")) != 0 {
+		t.Fatalf("after the withdrawal: orphaned %+v, summary %+v, flo %q", r.Orphaned, r.Summary, w.altsec("flo"))
 	}
 }

@@ -25,6 +25,7 @@ type syncOptions struct {
 	reconcile        bool
 	reclaim          bool
 	incremental      bool
+	withdraw         string
 }
 
 func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
@@ -37,6 +38,7 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
 	fs.BoolVar(&o.reclaim, "reclaim", false, "after a lost state file: take back as certsync's own the cloud values it derives from certificates on each user's directory entry (implies --reconcile)")
 	fs.BoolVar(&o.incremental, "incremental", false, "read only the users changed in the directory since the last pass, as `certsync run` does between full reads")
+	fs.StringVar(&o.withdraw, "withdraw", "", "remove every value certsync wrote to this target (only "+agent.TargetAltSecurityIdentities+"), whether or not it is still enabled; behind the deletion limit")
 }
 
 func newSyncCommand() *cobra.Command {
@@ -56,11 +58,14 @@ lookup or write the cloud refused or did not answer); with
 			if err != nil {
 				return err
 			}
-			if o.incremental && (o.user != "" || o.reconcile || o.reclaim) {
-				return errors.New("--incremental cannot be combined with --user, --reconcile or --reclaim")
+			if o.incremental && (o.user != "" || o.reconcile || o.reclaim || o.withdraw != "") {
+				return errors.New("--incremental cannot be combined with --user, --reconcile, --reclaim or --withdraw")
 			}
 			cfg, log, err := loadConfig(o.configPath, cmd.ErrOrStderr())
 			if err != nil {
+				return err
+			}
+			if err := cfg.Withdraw(o.withdraw); err != nil {
 				return err
 			}
 			defer func() { _ = log.Sync() }()

@@ -103,7 +103,7 @@ func newTargets(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) ([]agen
 func newADTarget(cfg *config.Config, log *zap.Logger) (agent.Target, error) {
 	var sources []agent.ADSource
 	for i, s := range cfg.Sources {
-		if !s.AltSecurityIdentities.Enabled {
+		if !s.AltSecurityIdentities.Enabled && !s.AltSecurityIdentities.Withdraw {
 			continue
 		}
 		lc, err := cfg.LDAPConfig(i, nil, nil)

@@ -86,9 +86,13 @@ type LeafOptions struct {
 	// RSA makes an RSA-2048 key instead of P-256 (azidentity's client
 	// certificate credential takes RSA keys only).
 	RSA bool
-	// EKUs default to emailProtection + clientAuth; set NoEKU for none.
+	// EKUs default to emailProtection + clientAuth unless UnknownEKUs are
+	// given; set NoEKU for none.
 	EKUs  []x509.ExtKeyUsage
 	NoEKU bool
+	// UnknownEKUs are EKUs crypto/x509 has no constant for, such as
+	// smart-card logon (1.3.6.1.4.1.311.20.2.2).
+	UnknownEKUs []asn1.ObjectIdentifier
 	// Serial overrides the random serial number.
 	Serial *big.Int
 	// Extensions are added as they are (SIDExtension, ...).
@@ -119,7 +123,7 @@ func (ca *CA) Issue(o LeafOptions) (*x509.Certificate, crypto.Signer, error) {
 		na = nb.AddDate(1, 0, 0)
 	}
 	ekus := o.EKUs
-	if len(ekus) == 0 && !o.NoEKU {
+	if len(ekus) == 0 && !o.NoEKU && len(o.UnknownEKUs) == 0 {
 		ekus = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection, x509.ExtKeyUsageClientAuth}
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
@@ -131,16 +135,17 @@ func (ca *CA) Issue(o LeafOptions) (*x509.Certificate, crypto.Signer, error) {
 		serial = o.Serial
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:    serial,
-		ExtraExtensions: o.Extensions,
-		Subject:         pkix.Name{CommonName: o.CommonName, Organization: []string{"certsync test"}},
-		NotBefore:       nb,
-		NotAfter:        na,
-		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:     ekus,
-		DNSNames:        o.DNSNames,
-		IPAddresses:     o.IPs,
-		AuthorityKeyId:  ca.Cert.SubjectKeyId,
+		SerialNumber:       serial,
+		ExtraExtensions:    o.Extensions,
+		Subject:            pkix.Name{CommonName: o.CommonName, Organization: []string{"certsync test"}},
+		NotBefore:          nb,
+		NotAfter:           na,
+		KeyUsage:           x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:        ekus,
+		UnknownExtKeyUsage: o.UnknownEKUs,
+		DNSNames:           o.DNSNames,
+		IPAddresses:        o.IPs,
+		AuthorityKeyId:     ca.Cert.SubjectKeyId,
 	}
 	if o.Email != "" {
 		tmpl.EmailAddresses = []string{o.Email}
