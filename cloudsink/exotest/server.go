@@ -127,6 +127,8 @@ type Server struct {
 	pages     map[string]pageState
 	requests  []Request
 	writes    int
+	// smimeStore is Get-SmimeConfig's SMIMECertificateIssuingCA.
+	smimeStore []byte
 
 	throttleN     int
 	throttleAfter time.Duration
