@@ -53,6 +53,10 @@ func TestExchangeTrustedCACollection(t *testing.T) {
 		t.Fatalf("Exchange holds %d certificates (%v), want the CA file's 2", len(held), err)
 	}
 
+	if _, lines, out := w.doctor(); !strings.HasPrefix(lines["cloud exchange trust"], "OK") {
+		t.Errorf("doctor after the collection was set: %q\n%s", lines["cloud exchange trust"], out)
+	}
+
 	// Unchanged: read once (a new process), never written again.
 	w.exo.ResetRequests()
 	r = w.syncJSON(0, "--detailed-exitcode")
