@@ -27,7 +27,9 @@ type TenantChange struct {
 }
 
 // Changed says whether the setting is to change (or did).
-func (c *TenantChange) Changed() bool { return c.Problem == "" && (len(c.Add) > 0 || len(c.Remove) > 0) }
+func (c *TenantChange) Changed() bool {
+	return c.Problem == "" && (len(c.Add) > 0 || len(c.Remove) > 0)
+}
 
 // tenantTarget is a target that also keeps a tenant-wide setting.
 type tenantTarget interface {
