@@ -75,6 +75,8 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 		}
 	}
 
+	tenantErr := a.applyTenant(ctx, p)
+
 	var puts []state.Record
 	deletes := append([]string(nil), p.forget...)
 	for _, u := range slices.Concat(p.Users, p.quiet) {
@@ -115,13 +117,15 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 	switch {
 	case p.Err() != nil:
 		result, msg = "partial", p.Err().Error()
+	case tenantErr != nil:
+		result, msg = "partial", tenantErr.Error()
 	case p.Stats.UsersFailed > 0:
 		result = "partial"
-	case p.Stats.UsersChanged > 0:
+	case p.Stats.UsersChanged > 0 || p.TenantChanges() > 0:
 		result = "changes"
 	}
 	a.record(p, result, msg)
-	return ctx.Err()
+	return errors.Join(ctx.Err(), tenantErr)
 }
 
 // baseRecord is the user's state record with its identity refreshed.

@@ -43,6 +43,8 @@ type Plan struct {
 	// Orphaned are values certsync wrote to targets no longer configured
 	// (orphan.go); counted on full reads.
 	Orphaned []Orphaned
+	// Tenant lists the tenant-wide settings to change (see tenant.go).
+	Tenant []*TenantChange
 
 	// tracking is committed with the results, per source name; only
 	// sources read in full or incremental mode that succeeded.
@@ -349,6 +351,9 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		}
 	}
 	p.Users = append(p.Users, pl.reportOnly...)
+	if p.Mode != ModeUser {
+		a.planTenant(ctx, p, o.Reconcile || o.Reclaim)
+	}
 	sort.Slice(p.Users, func(i, j int) bool {
 		ui, uj := p.Users[i], p.Users[j]
 		if ui.Name != uj.Name {

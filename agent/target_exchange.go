@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -11,6 +12,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/certsync/certsync/cloudsink"
 	"github.com/certsync/certsync/mapping"
@@ -44,6 +47,11 @@ type ExchangeSettings struct {
 	// Mapping: directory attribute → the mailbox attribute it feeds.
 	Mapping       map[string]string `yaml:"mapping"`
 	AdoptExisting bool              `yaml:"adoptExisting"`
+	// SmimeIssuingCAs keeps Exchange's trusted-CA collection
+	// (Set-SmimeConfig -SMIMECertificateIssuingCA, what Outlook on the
+	// web validates S/MIME certificates with) equal to the certificates
+	// of policy.issuingCAFile. Opt-in: it replaces the whole collection.
+	SmimeIssuingCAs bool `yaml:"smimeIssuingCAs" json:",omitempty"`
 }
 
 // Defaults fills in what the file left out.
@@ -65,6 +73,9 @@ func (s *ExchangeSettings) Defaults() {
 // Validate checks the settings; key names the section in errors
 // ("cloud.exchange").
 func (s ExchangeSettings) Validate(key string) error {
+	if s.SmimeIssuingCAs && !s.Enabled {
+		return fmt.Errorf("%s.smimeIssuingCAs: needs %s.enabled: true (the collection is written through the Exchange target)", key, key)
+	}
 	if s.Endpoint != "" {
 		if err := cloudsink.CheckEndpoint(s.Endpoint); err != nil {
 			return fmt.Errorf("%s.endpoint: %w", key, err)
@@ -93,6 +104,12 @@ type ExchangeTarget struct {
 	// feeds lists, per sink attribute, the directory attributes feeding it.
 	feeds map[string][]string
 	sink  *cloudsink.Exchange // non-nil
+
+	mu sync.Mutex // guards confirmed
+	// confirmed is the trusted-CA store last found in (or written to)
+	// Exchange: later passes wanting the same store do not ask again,
+	// except when reconciling.
+	confirmed []byte
 }
 
 var _ Target = (*ExchangeTarget)(nil)
@@ -189,6 +206,89 @@ func (t *ExchangeTarget) Prefetch(ctx context.Context, l []cloudsink.Lookup) (fu
 
 func (t *ExchangeTarget) Apply(ctx context.Context, u []cloudsink.Update) []cloudsink.Result {
 	return t.sink.Apply(ctx, u)
+}
+
+// smimeIssuingCA is the tenant setting PlanTenant keeps.
+const smimeIssuingCA = "SMIMECertificateIssuingCA"
+
+var _ tenantTarget = (*ExchangeTarget)(nil)
+
+// PlanTenant keeps Exchange's trusted-CA collection equal to the trusted
+// CAs (cas, from policy.issuingCAFile), when smimeIssuingCAs is on. It
+// compares certificates, not bytes: a store an administrator exported
+// from Windows (with properties) holding the same CAs is in line. A store
+// Exchange would refuse (an expired CA, too large) is a Problem, and
+// nothing is sent.
+func (t *ExchangeTarget) PlanTenant(ctx context.Context, cas []*x509.Certificate, now time.Time, recheck bool) *TenantChange {
+	if !t.settings.SmimeIssuingCAs {
+		return nil
+	}
+	c := &TenantChange{Target: t.Name(), Setting: smimeIssuingCA}
+	sst, err := cloudsink.SmimeStore(cas, now)
+	if err != nil {
+		c.Problem = err.Error()
+		return c
+	}
+	t.mu.Lock()
+	known := bytes.Equal(t.confirmed, sst)
+	t.mu.Unlock()
+	if known && !recheck {
+		return nil
+	}
+	held, err := t.sink.SmimeIssuingCAs(ctx)
+	if err != nil {
+		c.Problem = "reading Exchange's trusted-CA collection (Get-SmimeConfig): " + err.Error()
+		return c
+	}
+	want, err := cloudsink.ParseSST(sst)
+	if err != nil {
+		c.Problem = err.Error() // SmimeStore writes what ParseSST reads
+		return c
+	}
+	if cloudsink.SameCertificates(held, want) {
+		t.confirm(sst)
+		return nil
+	}
+	c.Add, c.Remove = describeDERs(missing(want, held)), describeDERs(missing(held, want))
+	c.apply = func(ctx context.Context) error {
+		if err := t.sink.SetSmimeIssuingCAs(ctx, sst); err != nil {
+			return err
+		}
+		t.confirm(sst)
+		return nil
+	}
+	return c
+}
+
+func (t *ExchangeTarget) confirm(sst []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.confirmed = sst
+}
+
+// missing lists the certificates of a that b does not hold.
+func missing(a, b [][]byte) [][]byte {
+	var out [][]byte
+	for _, c := range a {
+		if !slices.ContainsFunc(b, func(d []byte) bool { return bytes.Equal(c, d) }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// describeDERs shows certificates for people.
+func describeDERs(ders [][]byte) []string {
+	out := make([]string, 0, len(ders))
+	for _, d := range ders {
+		sum := sha256.Sum256(d)
+		if c, err := x509.ParseCertificate(d); err == nil {
+			out = append(out, describeCert(c)+"  sha256 "+short(hex.EncodeToString(sum[:])))
+		} else {
+			out = append(out, "(not a certificate)  sha256 "+short(hex.EncodeToString(sum[:])))
+		}
+	}
+	return out
 }
 
 // short cuts a long value (a hash, a base64 certificate) for people.

@@ -1,6 +1,7 @@
 package cloudsink
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -52,6 +53,12 @@ type DoctorConfig struct {
 	TenantID                                       string
 	RootCAs                                        *x509.CertPool
 	Graph, Exchange                                bool // which targets are enabled
+	// IssuingCAs are the CAs of policy.issuingCAFile: Exchange's
+	// trusted-CA collection is checked against them (nil: not checked).
+	IssuingCAs []*x509.Certificate
+	// SmimeIssuingCAs: certsync keeps that collection
+	// (cloud.exchange.smimeIssuingCAs).
+	SmimeIssuingCAs bool
 	// Timeout bounds each check (default 30s).
 	Timeout time.Duration
 }
@@ -219,8 +226,51 @@ func (d *doctor) exchange(ctx context.Context) []Check {
 	out = append(out, roleCheck("exchange role", claims, []string{roleExchangeAdmin, roleGlobalAdmin}, "Exchange Administrator",
 		"Set-Mailbox needs an Exchange role; a custom Exchange RBAC role assigned to the app does not show in the token",
 		"Entra admin center → Roles and administrators → Exchange Administrator → Add assignments → the certsync app (or assign a custom Exchange role with Get-Mailbox and Set-Mailbox to its service principal)"))
-	out = append(out, d.exchangeRead(ctx))
+	read, x := d.exchangeRead(ctx)
+	out = append(out, read)
+	if d.cfg.IssuingCAs != nil {
+		out = append(out, d.exchangeTrust(ctx, x, read.Status == CheckOK))
+	}
 	return out
+}
+
+// exchangeTrust says whether Exchange's trusted-CA collection (what
+// Outlook on the web validates S/MIME certificates with) holds the CAs
+// whose certificates certsync publishes.
+func (d *doctor) exchangeTrust(ctx context.Context, x *Exchange, canRead bool) Check {
+	const name = "exchange trust"
+	if !canRead {
+		return Check{Name: name, Status: CheckSkip, Detail: "Exchange could not be read"}
+	}
+	defer x.client.CloseIdleConnections()
+	keep := "set cloud.exchange.smimeIssuingCAs: true (certsync then keeps the collection equal to policy.issuingCAFile), or run Set-SmimeConfig -SMIMECertificateIssuingCA with an .sst of those CAs"
+	if d.cfg.SmimeIssuingCAs {
+		keep = "run certsync sync: it sets the collection from policy.issuingCAFile"
+		if _, err := SmimeStore(d.cfg.IssuingCAs, time.Now()); err != nil {
+			return Check{Name: name, Status: CheckFail, Detail: err.Error(), Fix: "fix policy.issuingCAFile: Exchange refuses such a store"}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	held, err := x.SmimeIssuingCAs(ctx)
+	if err != nil {
+		return Check{Name: name, Status: CheckFail, Detail: oneLine(err.Error(), 300),
+			Fix: "the app's Exchange role must include Get-SmimeConfig (and Set-SmimeConfig to keep the collection); a store Exchange holds but certsync cannot read is named above"}
+	}
+	var missing []string
+	for _, ca := range d.cfg.IssuingCAs {
+		if !slices.ContainsFunc(held, func(h []byte) bool { return bytes.Equal(h, ca.Raw) }) {
+			missing = append(missing, ca.Subject.String())
+		}
+	}
+	switch {
+	case len(held) == 0:
+		return Check{Name: name, Status: CheckWarn, Detail: "Exchange's trusted-CA collection (Get-SmimeConfig SMIMECertificateIssuingCA) is empty: Outlook on the web cannot validate the S/MIME certificates certsync publishes", Fix: keep}
+	case len(missing) > 0:
+		return Check{Name: name, Status: CheckWarn, Detail: fmt.Sprintf("Exchange's trusted-CA collection lacks %d of the %d CAs of policy.issuingCAFile: %s; Outlook on the web may not validate certificates they issued",
+			len(missing), len(d.cfg.IssuingCAs), strings.Join(missing, "; ")), Fix: keep}
+	}
+	return Check{Name: name, Status: CheckOK, Detail: fmt.Sprintf("Exchange's trusted-CA collection holds the %d CAs of policy.issuingCAFile (%d certificates in all)", len(d.cfg.IssuingCAs), len(held))}
 }
 
 // permissionCheck looks for an application permission in the roles claim.
@@ -335,15 +385,21 @@ func (d *doctor) graphRead(ctx context.Context, tok string) Check {
 
 // exchangeRead runs Get-Mailbox -ResultSize 1 through the sink's own
 // InvokeCommand path, once (no retries).
-func (d *doctor) exchangeRead(ctx context.Context) Check {
+// It returns the sink for further checks (nil when it could not be built).
+func (d *doctor) exchangeRead(ctx context.Context) (Check, *Exchange) {
 	const name = "exchange read"
 	x, err := NewExchange(ExchangeConfig{
 		Environment: d.cfg.Environment, Endpoint: d.cfg.ExchangeEndpoint, TenantID: d.cfg.TenantID,
 		Credential: d.cfg.Credential, RootCAs: d.cfg.RootCAs, MaxAttempts: 1,
 	}, d.log)
 	if err != nil {
-		return Check{Name: name, Status: CheckFail, Detail: err.Error(), Fix: "set cloud.tenantId (the tenant's GUID or initial domain) and a valid cloud.exchangeEndpoint"}
+		return Check{Name: name, Status: CheckFail, Detail: err.Error(), Fix: "set cloud.tenantId (the tenant's GUID or initial domain) and a valid cloud.exchangeEndpoint"}, nil
 	}
+	return d.exchangeGetMailbox(ctx, x), x
+}
+
+func (d *doctor) exchangeGetMailbox(ctx context.Context, x *Exchange) Check {
+	const name = "exchange read"
 	defer x.client.CloseIdleConnections()
 	host := x.invokeURL
 	if u, err := url.Parse(x.invokeURL); err == nil {

@@ -2,14 +2,18 @@ package cloudsink
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
 	"github.com/certsync/certsync/cloudsink/exotest"
 	"github.com/certsync/certsync/cloudsink/graphtest"
+	"github.com/certsync/certsync/mapping/pkitest"
 )
 
 // closedURL is an https URL on a loopback port nobody listens on.
@@ -245,6 +249,48 @@ func TestDecodeClaims(t *testing.T) {
 			}
 			if got.AppID != c.appID || strings.Join(got.Roles, ",") != strings.Join(c.roles, ",") || got.hasW != c.hasWids {
 				t.Errorf("got %+v", got)
+			}
+		})
+	}
+}
+
+// The doctor's check of Exchange's trusted-CA collection against the
+// CA file.
+func TestDiagnoseExchangeTrust(t *testing.T) {
+	cas := sstCAs(t)
+	ca, err := pkitest.NewRootCA("doctor expired")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _, err := ca.Issue(pkitest.LeafOptions{CommonName: "gone", NotBefore: time.Now().AddDate(-3, 0, 0), NotAfter: time.Now().AddDate(-2, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		held   []byte
+		cas    []*x509.Certificate
+		keep   bool
+		status string
+		detail string
+	}{
+		{"not set", nil, cas, false, CheckWarn, "is empty"},
+		{"lacks the issuing CA", WriteSST([][]byte{cas[0].Raw}), cas, false, CheckWarn, "lacks 1 of the 2"},
+		{"holds both, exported by Windows", windowsSST(cas[1], cas[0]), cas, false, CheckOK, "holds the 2 CAs"},
+		{"holds them and more", WriteSST([][]byte{cas[0].Raw, cas[1].Raw, expired.Raw}), cas, false, CheckOK, "3 certificates in all"},
+		{"unreadable store", []byte("garbage"), cas, false, CheckFail, "not a serialized certificate store"},
+		{"kept, but a CA expired", nil, append(slices.Clone(cas), expired), true, CheckFail, "expired"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := startExchange(t, nil, ExchangeConfig{})
+			env.exo.SetSmimeIssuingCA(tt.held)
+			checks := Diagnose(context.Background(), DoctorConfig{
+				Credential: secretCredential(t, env.g), ExchangeEndpoint: env.exo.URL(), AuthorityHost: env.g.URL(),
+				TenantID: env.exo.TenantID(), RootCAs: env.g.RootCAs(), Exchange: true, IssuingCAs: tt.cas, SmimeIssuingCAs: tt.keep,
+			}, zaptest.NewLogger(t))
+			last := checks[len(checks)-1]
+			if last.Name != "exchange trust" || last.Status != tt.status || !strings.Contains(last.Detail, tt.detail) || (tt.status != CheckOK && last.Fix == "") {
+				t.Errorf("got %+v; want %s saying %q, with a fix", last, tt.status, tt.detail)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,11 +201,15 @@ func (x *Exchange) invoke(ctx context.Context, cmdlet string, params map[string]
 // @odata.nextLink (checked by the caller to stay on Exchange's host).
 func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, target, what string) (*exchangeAnswer, error) {
 	redirects := 0
+	// claims, once Exchange refused a token, asks for a new one instead of
+	// the cached one (see refreshClaims); only once per request.
+	claims, refreshed := "", false
 	for attempt := 1; ; attempt++ {
 		if err := x.known.waitRateLimit(ctx, x.maxWait); err != nil {
 			return nil, fmt.Errorf("cloudsink: exchange: %s: waiting for the rate limit to reset: %w", what, err)
 		}
-		tok, err := x.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{x.scope}})
+		tok, err := x.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{x.scope}, Claims: claims})
+		claims = ""
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, ctx.Err())
@@ -261,6 +266,15 @@ func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, tar
 			return &ans, nil
 		}
 		e := exchangeError(resp, raw, what)
+		if resp.StatusCode == http.StatusUnauthorized && !refreshed {
+			// The token expired or was revoked mid-pass (the cache hands
+			// one out until shortly before its expiry, by the local
+			// clock): get a new one and try again, once.
+			refreshed, claims = true, refreshClaims(resp.Header.Get("WWW-Authenticate"), time.Now())
+			x.log.Info("exchange: token refused; retrying once with a new token", zap.String("call", what), zap.String("message", e.Message))
+			attempt--
+			continue
+		}
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			return nil, errFatal{e}
 		}
@@ -280,6 +294,26 @@ func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, tar
 			return nil, fmt.Errorf("cloudsink: exchange: %s: gave up waiting to retry: %w", what, err)
 		}
 	}
+}
+
+// refreshClaims is the claims request that makes the token cache fetch
+// a new token: the claims challenge of a 401 when it carries one
+// (WWW-Authenticate: Bearer ... error="insufficient_claims",
+// claims="<base64>", Continuous Access Evaluation), else the same kind of
+// challenge asking for a token issued from now on
+// ({"access_token":{"nbf":{"essential":true,"value":"<unix time>"}}}).
+// MSAL skips cached tokens whenever claims are given.
+func refreshClaims(challenge string, now time.Time) string {
+	const key = `claims="`
+	if i := strings.Index(challenge, key); i >= 0 {
+		rest := challenge[i+len(key):]
+		if j := strings.IndexByte(rest, '"'); j > 0 {
+			if b, err := base64.StdEncoding.DecodeString(rest[:j]); err == nil && json.Valid(b) {
+				return string(b)
+			}
+		}
+	}
+	return fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, now.Unix())
 }
 
 // exchangeError reads the admin API's error body. A cmdlet that ran and

@@ -310,8 +310,9 @@ func TestExchangeWholeCallFailures(t *testing.T) {
 			t.Errorf("update %s: %v, want the token error", r.Key, r.Err)
 		}
 	}
-	if n := len(env.exo.Requests()); n != 1 {
-		t.Errorf("%d requests reached Exchange, want only the one with the Graph token", n)
+	// The Graph token's request, and its one retry with a new token.
+	if n := len(env.exo.Requests()); n != 2 {
+		t.Errorf("%d requests reached Exchange, want only the two with the Graph token", n)
 	}
 }
 

@@ -136,6 +136,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"exchange mailbox attribute", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, mapping: {userCertificate: Certificate}}", "cloud.exchange.mapping.userCertificate"},
 		{"exchange match", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, match: {sourceAttribute: mail, cloudProperty: onPremisesImmutableId}}", "cloud.exchange.match.cloudProperty"},
 		{"exchange http endpoint", `clientID: "c"`, "clientID: \"c\"\n  exchange: {enabled: true, endpoint: http://127.0.0.1:1}", "cloud.exchange.endpoint"},
+		{"exchange CA collection without exchange", `clientID: "c"`, "clientID: \"c\"\n  exchange: {smimeIssuingCAs: true}", "cloud.exchange.smimeIssuingCAs: needs cloud.exchange.enabled"},
 		{"no target", `clientID: "c"`, "clientID: \"c\"\n  certificateUserIds: {enabled: false}", "enable at least one cloud target"},
 		{"unparsable filter", "  bind:", "  filter: \"(&(mail=*)\"\n  bind:", "source.filter"},
 		{"source and sources", "cloud:", "sources: [{name: b, url: ldaps://b, baseDN: \"DC=b\"}]\ncloud:", "use one of them"},

@@ -39,6 +39,9 @@ type Head struct {
 	// Orphaned: values certsync wrote to targets no longer configured,
 	// left in place (counted on full reads).
 	Orphaned []Orphaned `json:"orphaned,omitempty"`
+	// Tenant: tenant-wide settings changed (or to change), such as
+	// Exchange's trusted-CA collection.
+	Tenant []Tenant `json:"tenant,omitempty"`
 }
 
 // Orphaned is one target no longer configured whose values certsync
@@ -47,6 +50,29 @@ type Orphaned struct {
 	Target   string `json:"target"`
 	Users    int    `json:"users"`
 	Withdraw string `json:"withdraw,omitempty"` // the command that removes them
+}
+
+// Tenant is one tenant-wide setting's change.
+type Tenant struct {
+	Target  string   `json:"target"`
+	Setting string   `json:"setting"`
+	Status  string   `json:"status"` // as a Target's
+	Add     []string `json:"add"`
+	Remove  []string `json:"remove"`
+	Problem string   `json:"problem,omitempty"`
+}
+
+func toTenant(c *agent.TenantChange) Tenant {
+	jt := Tenant{Target: c.Target, Setting: c.Setting, Status: StatusPlanned, Add: nonNil(c.Add), Remove: nonNil(c.Remove), Problem: c.Problem}
+	switch {
+	case c.Err != nil:
+		jt.Status, jt.Problem = StatusFailed, c.Err.Error()
+	case c.Problem != "":
+		jt.Status = StatusFailed
+	case c.Applied:
+		jt.Status = StatusApplied
+	}
+	return jt
 }
 
 // Source is one directory's part of the pass.
@@ -213,6 +239,9 @@ func toHead(p *agent.Plan, dryRun bool, passErr error) Head {
 	for _, o := range p.Orphaned {
 		r.Orphaned = append(r.Orphaned, Orphaned{o.Target, o.Users, o.Withdraw})
 	}
+	for _, c := range p.Tenant {
+		r.Tenant = append(r.Tenant, toTenant(c))
+	}
 	return r
 }
 
@@ -320,6 +349,20 @@ func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 		// the output streaming however many users the plan holds.
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+	}
+	for _, c := range p.Tenant {
+		jt := toTenant(c)
+		fmt.Fprintf(tw, "Tenant %s %s: %s", jt.Target, jt.Setting, jt.Status)
+		if jt.Problem != "" {
+			fmt.Fprintf(tw, ": %s", jt.Problem)
+		}
+		fmt.Fprintln(tw)
+		for _, v := range jt.Add {
+			fmt.Fprintf(tw, "  + %s\n", v)
+		}
+		for _, v := range jt.Remove {
+			fmt.Fprintf(tw, "  - %s\n", v)
 		}
 	}
 	s := p.Stats

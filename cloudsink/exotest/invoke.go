@@ -114,6 +114,10 @@ func (s *Server) serve(r *http.Request, rec *Request) response {
 		return s.setRecipient(params, false)
 	case "set-mailuser":
 		return s.setRecipient(params, true)
+	case "get-smimeconfig":
+		return s.getSmimeConfig(tenant, params)
+	case "set-smimeconfig":
+		return s.setSmimeConfig(params)
 	}
 	return cmdletError(typeUnknownCmdlet, "The term '%s' is not recognized as a name of a cmdlet, function, script file, or executable program.", ci.CmdletName)
 }

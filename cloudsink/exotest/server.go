@@ -127,6 +127,8 @@ type Server struct {
 	pages     map[string]pageState
 	requests  []Request
 	writes    int
+	// smimeStore is Get-SmimeConfig's SMIMECertificateIssuingCA.
+	smimeStore []byte
 
 	throttleN     int
 	throttleAfter time.Duration
@@ -142,6 +144,9 @@ type Server struct {
 	rateReset     time.Duration
 	pausedUntil   time.Time
 	early         int
+	// expireAfter > 0: the tokens issued so far expire when that many
+	// more requests have been served.
+	expireAfter int
 }
 
 // pageState is what a $skiptoken stands for.
@@ -342,6 +347,28 @@ func (s *Server) Writes() int {
 	return s.writes
 }
 
+// ExpireTokensAfter makes every token issued so far expire once n more
+// requests have been served: a token that runs out in the middle of a
+// pass. The next request with one gets Exchange's 401 (invalid_token).
+func (s *Server) ExpireTokensAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireAfter = n + 1
+}
+
+func (s *Server) takeExpiry() {
+	s.mu.Lock()
+	expire := false
+	if s.expireAfter > 0 {
+		s.expireAfter--
+		expire = s.expireAfter == 0
+	}
+	s.mu.Unlock()
+	if expire {
+		s.g.ExpireTokens()
+	}
+}
+
 // ServeHTTP answers /adminapi/...
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -358,6 +385,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Anchor: r.Header.Get("X-AnchorMailbox"),
 		Host: r.Host, Authorized: strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")}
+	s.takeExpiry()
 	resp, redirected := s.takeRedirect(r)
 	if !redirected {
 		resp = s.serve(r, &rec)

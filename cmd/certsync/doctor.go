@@ -122,6 +122,11 @@ func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doc
 		return []doctorLine{{"cloud", "credential", "fail", err.Error(), "check cloud.credential (the secret file or variable, the certificate file)"}}
 	}
 	var out []doctorLine
+	// Exchange's trusted-CA collection is checked against these.
+	issuingCAs, err := cfg.ReadCerts("policy.issuingCAFile", cfg.Policy.IssuingCAFile)
+	if err != nil && cl.Exchange.Enabled {
+		out = append(out, doctorLine{"cloud", "exchange trust", "skip", err.Error(), "check policy.issuingCAFile"})
+	}
 	for _, o := range []struct{ key, val string }{
 		{"cloud.graphEndpoint", cl.GraphEndpoint}, {"cloud.authorityHost", cl.AuthorityHost}, {"cloud.exchange.endpoint", cl.Exchange.Endpoint},
 	} {
@@ -139,6 +144,7 @@ func cloudChecks(ctx context.Context, cfg *config.Config, log *zap.Logger) []doc
 		Credential: cred, Environment: cl.Environment, TenantID: cl.TenantID, RootCAs: roots,
 		GraphEndpoint: cl.GraphEndpoint, ExchangeEndpoint: cl.Exchange.Endpoint, AuthorityHost: cl.AuthorityHost,
 		Graph: cl.CertificateUserIDs.On(), Exchange: cl.Exchange.Enabled,
+		IssuingCAs: issuingCAs, SmimeIssuingCAs: cl.Exchange.SmimeIssuingCAs,
 	}, log) {
 		out = append(out, doctorLine{"cloud", c.Name, c.Status, c.Detail, c.Fix})
 	}

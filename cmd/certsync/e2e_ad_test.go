@@ -66,9 +66,9 @@ type adWorld struct {
 	certs   map[string][][]byte // name → userCertificate values
 	bindYML string
 	extra   string
-	// More keys of source and policy, e.g. "changeTracking: dirsync",
-	// taken by the next writeConfig.
-	sourceKeys, policyKeys []string
+	// More keys of source, cloud and policy, e.g. "changeTracking:
+	// dirsync", taken by the next writeConfig.
+	sourceKeys, cloudKeys, policyKeys []string
 }
 
 type adPerson struct {
@@ -85,6 +85,7 @@ func newADWorld(t testing.TB, dc *ldaptest.Samba, people []adPerson, bind, extra
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.root = root
 	if w.issuing, err = root.NewIntermediate("AD E2E Issuing CA"); err != nil {
 		t.Fatal(err)
 	}
@@ -166,12 +167,12 @@ cloud:
   credential: {method: secret, secretFile: secret}
   graphEndpoint: "%s"
   authorityHost: "%s/"
-  caFile: graph-ca.pem
+  caFile: graph-ca.pem%s
 policy:
   issuingCAFile: issuing.pem%s
 state: {path: state/state.db}
 log: {level: warn, format: json}
-%s`, url, w.dc.BaseDN, w.dept, keys(w.sourceKeys), bind, w.dc.ServerName, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), keys(w.policyKeys), w.extra)
+%s`, url, w.dc.BaseDN, w.dept, keys(w.sourceKeys), bind, w.dc.ServerName, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL(), keys(w.cloudKeys), keys(w.policyKeys), w.extra)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o600); err != nil {
 		w.t.Fatal(err)
 	}

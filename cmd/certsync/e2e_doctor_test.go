@@ -41,6 +41,10 @@ func TestDoctorGoodConfiguration(t *testing.T) {
 			t.Errorf("%s: %q, want OK\n%s", check, l, out)
 		}
 	}
+	// Nothing set the trusted-CA collection yet: said, with the fix.
+	if l := lines["cloud exchange trust"]; !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "smimeIssuingCAs") {
+		t.Errorf("exchange trusted CAs: %q, want a warning naming cloud.exchange.smimeIssuingCAs", l)
+	}
 	if !strings.Contains(lines["directory filter"], "5") {
 		t.Errorf("the filter check does not count the 5 users in scope: %q", lines["directory filter"])
 	}

@@ -114,7 +114,7 @@ func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOp
 	case plan.Stats.UsersFailed > 0:
 		fmt.Fprintf(errOut, "certsync: %d users failed; see the report\n", plan.Stats.UsersFailed)
 		return exitCode(1)
-	case o.detailedExitCode && plan.Stats.UsersChanged > 0:
+	case o.detailedExitCode && (plan.Stats.UsersChanged > 0 || plan.TenantChanges() > 0):
 		return exitCode(2)
 	}
 	return nil
