@@ -85,6 +85,7 @@ func BenchmarkPasses(b *testing.B) {
 
 // world is the benchmark's directory, cloud, binary and configuration.
 type world struct {
+	users         int
 	dir, bin, cfg string
 	slapd         *ldaptest.Slapd
 	graph         *graphtest.Server
@@ -101,7 +102,7 @@ const (
 func newWorld(b *testing.B, n int) *world {
 	b.Helper()
 	start := time.Now()
-	w := &world{dir: b.TempDir()}
+	w := &world{users: n, dir: b.TempDir()}
 	w.bin = filepath.Join(w.dir, "certsync")
 	if out, err := exec.Command("go", "build", "-o", w.bin, "../cmd/certsync").CombinedOutput(); err != nil {
 		b.Fatalf("building certsync: %v\n%s", err, out)
@@ -271,10 +272,41 @@ func (w *world) ldapsearch(b *testing.B) time.Duration {
 		"entryUUID", "mail", "userPrincipalName", "sAMAccountName", "uid", "userCertificate;binary", "userSMIMECertificate")
 	cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+w.slapd.CAFile)
 	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	entries := &dnCounter{}
+	cmd.Stdout, cmd.Stderr = entries, &errb
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		b.Fatalf("ldapsearch: %v\n%s", err, errb.String())
 	}
-	return time.Since(start)
+	took := time.Since(start)
+	if entries.n != w.users {
+		b.Fatalf("ldapsearch returned %d entries, want %d", entries.n, w.users)
+	}
+	return took
+}
+
+// dnCounter counts the entries of LDIF written to it (lines starting
+// "dn: "), keeping nothing.
+type dnCounter struct {
+	n   int
+	col int // position in the current line; -1 once it cannot start "dn: "
+}
+
+func (c *dnCounter) Write(p []byte) (int, error) {
+	const prefix = "dn: "
+	for _, ch := range p {
+		switch {
+		case ch == '\n':
+			c.col = 0
+		case c.col >= 0 && c.col < len(prefix) && ch == prefix[c.col]:
+			c.col++
+			if c.col == len(prefix) {
+				c.n++
+				c.col = -1
+			}
+		default:
+			c.col = -1
+		}
+	}
+	return len(p), nil
 }
