@@ -19,8 +19,8 @@ import (
 // user handed over to be filed (or dropped after an error) and returns
 // that error: the caller decides what the read means only after close.
 type pipeline struct {
-	judge func(mapping.SourceUser) mapping.Evaluation
-	take  func(mapping.SourceUser, mapping.Evaluation) error
+	judge func(mapping.SourceUser) judgement
+	take  func(mapping.SourceUser, judgement) error
 
 	cur     *judgeBatch
 	work    chan *judgeBatch // to the workers
@@ -34,8 +34,8 @@ type pipeline struct {
 // judgeBatch is a run of users judged by one worker.
 type judgeBatch struct {
 	users  []mapping.SourceUser
-	evs    []mapping.Evaluation
-	judged chan struct{} // closed when evs is complete
+	js    []judgement
+	judged chan struct{} // closed when js is complete
 }
 
 const (
@@ -46,7 +46,7 @@ const (
 	pipelineDepth = 4
 )
 
-func newPipeline(judge func(mapping.SourceUser) mapping.Evaluation, take func(mapping.SourceUser, mapping.Evaluation) error) *pipeline {
+func newPipeline(judge func(mapping.SourceUser) judgement, take func(mapping.SourceUser, judgement) error) *pipeline {
 	workers := runtime.GOMAXPROCS(0)
 	pl := &pipeline{judge: judge, take: take,
 		work: make(chan *judgeBatch, workers*pipelineDepth), ordered: make(chan *judgeBatch, workers*pipelineDepth)}
@@ -55,9 +55,9 @@ func newPipeline(judge func(mapping.SourceUser) mapping.Evaluation, take func(ma
 		go func() {
 			defer pl.done.Done()
 			for b := range pl.work {
-				b.evs = make([]mapping.Evaluation, len(b.users))
+				b.js = make([]judgement, len(b.users))
 				for i, u := range b.users {
-					b.evs[i] = pl.judge(u)
+					b.js[i] = pl.judge(u)
 				}
 				close(b.judged)
 			}
@@ -72,13 +72,13 @@ func newPipeline(judge func(mapping.SourceUser) mapping.Evaluation, take func(ma
 				if pl.failed() != nil {
 					break
 				}
-				if err := pl.take(u, b.evs[i]); err != nil {
+				if err := pl.take(u, b.js[i]); err != nil {
 					pl.mu.Lock()
 					pl.err = err
 					pl.mu.Unlock()
 				}
 				// Filed: what was judged is the filer's to keep or drop.
-				b.users[i], b.evs[i] = mapping.SourceUser{}, mapping.Evaluation{}
+				b.users[i], b.js[i] = mapping.SourceUser{}, judgement{}
 			}
 		}
 	}()

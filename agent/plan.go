@@ -371,11 +371,12 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
-// ev is the user's certificates judged (judge).
-func (a *Agent) evaluate(source string, u mapping.SourceUser, ev mapping.Evaluation, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
+// j is the user judged (judge).
+func (a *Agent) evaluate(source string, u mapping.SourceUser, j judgement, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
+	ev := j.ev
 	review := nextReview(ev, now)
 	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, Withheld: ev.Withheld, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}
-	rec, ok, err := a.store.Get(u.Anchor)
+	rec, ok, err := j.rec, j.found, j.err
 	if err != nil {
 		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)
 	}
@@ -421,15 +422,25 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, ev mapping.Evaluat
 	return up, candidate, review, nil
 }
 
-// judge decodes and checks one user's certificates: the part of a user's
-// evaluation that reads no state, run on every core while the directory
-// is read (pipeline).
-func (a *Agent) judge(u mapping.SourceUser, now time.Time, memo *chainMemo) mapping.Evaluation {
+// judgement is the part of a user's evaluation that needs nothing of the
+// other users: its certificates decoded and checked, its state record.
+type judgement struct {
+	ev    mapping.Evaluation
+	rec   state.Record
+	found bool  // rec was in the state
+	err   error // reading the state failed
+}
+
+// judge makes u's judgement; it runs on every core while the directory is
+// read (pipeline).
+func (a *Agent) judge(u mapping.SourceUser, now time.Time, memo *chainMemo) judgement {
 	pol := a.policy
 	// A certificate whose SID extension names another account is no
 	// user's here (mapping/sid.go).
 	pol.AccountSID = u.Attr(attrObjectSID)
-	return mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())
+	j := judgement{ev: mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())}
+	j.rec, j.found, j.err = a.store.Get(u.Anchor)
+	return j
 }
 
 func (a *Agent) targetPlan(at attrSpec, source string, desired []string) *TargetPlan {

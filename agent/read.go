@@ -34,10 +34,10 @@ type planner struct {
 	drops []string
 }
 
-// consider evaluates one user read from source, whose certificates ev
-// judged, and files it.
-func (pl *planner) consider(source string, u mapping.SourceUser, ev mapping.Evaluation, outOfScope bool) (time.Time, error) {
-	up, candidate, review, err := pl.a.evaluate(source, u, ev, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
+// consider evaluates one user read from source, judged as j, and files
+// it.
+func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, outOfScope bool) (time.Time, error) {
+	up, candidate, review, err := pl.a.evaluate(source, u, j, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -186,8 +186,8 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	var sight certSight
 	// Users are judged on every core while the read goes on, and filed
 	// here one by one in the order read.
-	pipe := newPipeline(func(u mapping.SourceUser) mapping.Evaluation { return a.judge(u, p.Started, pl.memo) },
-		func(u mapping.SourceUser, ev mapping.Evaluation) error {
+	pipe := newPipeline(func(u mapping.SourceUser) judgement { return a.judge(u, p.Started, pl.memo) },
+		func(u mapping.SourceUser, j judgement) error {
 			if other, dup := pl.seen[u.Anchor]; dup {
 				if other == s.Name {
 					a.log.Warn("the directory returned a user twice; the second copy is ignored",
@@ -206,7 +206,7 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 			if err := sight.note(a.store, u); err != nil {
 				return err
 			}
-			r, err := pl.consider(s.Name, u, ev, false)
+			r, err := pl.consider(s.Name, u, j, false)
 			review = earlier(review, r)
 			return err
 		})

@@ -68,11 +68,15 @@ func BenchmarkPasses(b *testing.B) {
 		w.pass(b, "", -1, 0, 0, "--incremental") // sets the watermark
 		rows = append(rows, w.pass(b, "incremental pass, nothing changed", 0, 0, 0, "--incremental"))
 		var t strings.Builder
-		fmt.Fprintf(&t, "%d users, floor (ldapsearch, paged, StartTLS) %.2f s\n\n", n, floor.Seconds())
-		fmt.Fprintf(&t, "| pass | wall | × floor | peak RSS | LDAP operations | cloud writes |\n|---|---|---|---|---|---|\n")
+		fi, err := os.Stat(filepath.Join(w.dir, "state", "state.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&t, "%d users, floor (ldapsearch, paged, StartTLS) %.2f s, state file %.0f MiB\n\n", n, floor.Seconds(), float64(fi.Size())/(1<<20))
+		fmt.Fprintf(&t, "| pass | wall | × floor | CPU | peak RSS | LDAP operations | cloud writes |\n|---|---|---|---|---|---|---|\n")
 		for i, r := range rows {
-			fmt.Fprintf(&t, "| %s | %.2f s | %.1f× | %.0f MiB | %d | %d |\n", r.name, r.wall.Seconds(), r.wall.Seconds()/floor.Seconds(),
-				float64(r.rssKiB)/1024, r.ldapOps, r.writes)
+			fmt.Fprintf(&t, "| %s | %.2f s | %.1f× | %.2f s | %.0f MiB | %d | %d |\n", r.name, r.wall.Seconds(), r.wall.Seconds()/floor.Seconds(),
+				r.cpu.Seconds(), float64(r.rssKiB)/1024, r.ldapOps, r.writes)
 			b.ReportMetric(r.wall.Seconds(), fmt.Sprintf("pass%d-s", i+1))
 			b.ReportMetric(r.wall.Seconds()/floor.Seconds(), fmt.Sprintf("pass%d-x-floor", i+1))
 			b.ReportMetric(float64(r.rssKiB)/1024, fmt.Sprintf("pass%d-peak-MiB", i+1))
@@ -209,7 +213,7 @@ func people(b *testing.B, issuing *pkitest.CA, n int) ([]byte, []graphtest.User)
 // row is one timed pass.
 type row struct {
 	name            string
-	wall            time.Duration
+	wall, cpu       time.Duration // cpu: user + system
 	rssKiB          int
 	ldapOps, writes int
 }
@@ -227,7 +231,7 @@ func (w *world) pass(b *testing.B, name string, read, changed, writes int, args 
 	defer out.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	argv := append([]string{gnuTime, "-f", rssMarker + "%M", w.bin, "sync", "--config", w.cfg, "--output", "json"}, args...)
+	argv := append([]string{gnuTime, "-f", rssMarker + "%M %U %S", w.bin, "sync", "--config", w.cfg, "--output", "json"}, args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &errb
@@ -252,7 +256,11 @@ func (w *world) pass(b *testing.B, name string, read, changed, writes int, args 
 	}
 	for _, line := range strings.Split(errb.String(), "\n") {
 		if v, ok := strings.CutPrefix(line, rssMarker); ok {
-			r.rssKiB, _ = strconv.Atoi(strings.TrimSpace(v))
+			var user, sys float64
+			if _, err := fmt.Sscanf(v, "%d %f %f", &r.rssKiB, &user, &sys); err != nil {
+				b.Fatalf("%s's line %q: %v", gnuTime, line, err)
+			}
+			r.cpu = time.Duration((user + sys) * float64(time.Second))
 		}
 	}
 	if r.rssKiB == 0 {
