@@ -310,7 +310,8 @@ func (o PlanOptions) mode() string {
 }
 
 // Plan reads the directories and the cloud and computes what a pass would
-// change, writing nothing. An error means no plan can be made (every
+// change, writing nothing but, unless the state file is read-only, the
+// certificate chains it verified (a cache, chains.go). An error means no plan can be made (every
 // directory failed, the state or the cloud could not be read); a plan
 // whose Err is set covers only the directories that could be read.
 func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
@@ -324,7 +325,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	p.Stats.UsersInState = n
-	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: map[string]string{}}
+	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: map[string]string{}, memo: a.newChainMemo(p.Started)}
 
 	if p.Mode == ModeUser {
 		if err := pl.findUser(ctx, o.User); err != nil {
@@ -335,6 +336,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 			return nil, err
 		}
 	}
+	pl.memo.flush()
 
 	if err := a.resolve(ctx, pl.candidates); err != nil {
 		return nil, err
@@ -380,15 +382,12 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 // published (or a write is pending, or the last pass had a problem), so a
 // pass over an unchanged directory sends no cloud request at all.
 // Every user of a pass is judged at the same instant, the pass's start.
-func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
-	// A certificate whose SID extension names another account is no
-	// user's here (mapping/sid.go).
-	pol := a.policy
-	pol.AccountSID = u.Attr(attrObjectSID)
-	ev := mapping.Evaluate(u.Values, pol, now)
+// j is the user judged (judge).
+func (a *Agent) evaluate(source string, u mapping.SourceUser, j judgement, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
+	ev := j.ev
 	review := nextReview(ev, now)
 	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, Withheld: ev.Withheld, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}
-	rec, ok, err := a.store.Get(u.Anchor)
+	rec, ok, err := j.rec, j.found, j.err
 	if err != nil {
 		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)
 	}
@@ -437,6 +436,27 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 		}
 	}
 	return up, candidate, review, nil
+}
+
+// judgement is the part of a user's evaluation that needs nothing of the
+// other users: its certificates decoded and checked, its state record.
+type judgement struct {
+	ev    mapping.Evaluation
+	rec   state.Record
+	found bool  // rec was in the state
+	err   error // reading the state failed
+}
+
+// judge makes u's judgement; it runs on every core while the directory is
+// read (pipeline).
+func (a *Agent) judge(u mapping.SourceUser, now time.Time, memo *chainMemo) judgement {
+	pol := a.policy
+	// A certificate whose SID extension names another account is no
+	// user's here (mapping/sid.go).
+	pol.AccountSID = u.Attr(attrObjectSID)
+	j := judgement{ev: mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())}
+	j.rec, j.found, j.err = a.store.Get(u.Anchor)
+	return j
 }
 
 func (a *Agent) targetPlan(at attrSpec, source string, desired []string) *TargetPlan {

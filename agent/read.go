@@ -27,14 +27,17 @@ type planner struct {
 	// user read from two directories is caught and a user that moved
 	// between directories is not taken as departed from the old one.
 	seen map[string]string
+	// memo remembers verified certificate chains; nil verifies every time.
+	memo *chainMemo
 	// drops are full reads where most published users lost every
 	// certificate at once (checkSight): they trip the deletion guard.
 	drops []string
 }
 
-// consider evaluates one user read from source and files it.
-func (pl *planner) consider(source string, u mapping.SourceUser, outOfScope bool) (time.Time, error) {
-	up, candidate, review, err := pl.a.evaluate(source, u, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
+// consider evaluates one user read from source, judged as j, and files
+// it.
+func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, outOfScope bool) (time.Time, error) {
+	up, candidate, review, err := pl.a.evaluate(source, u, j, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -89,7 +92,8 @@ func (pl *planner) findUser(ctx context.Context, id string) error {
 		pl.a.log.Warn("a directory could not be searched for the user", zap.Error(e))
 	}
 	pl.p.Stats.UsersRead = 1
-	_, err := pl.consider(hits[0].source, hits[0].found.User, !hits[0].found.InScope)
+	u := hits[0].found.User
+	_, err := pl.consider(hits[0].source, u, pl.a.judge(u, pl.p.Started, pl.memo), !hits[0].found.InScope)
 	return err
 }
 
@@ -180,38 +184,38 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 		since, rep.FullReason = a.sinceFor(tr, found, p.Started, crls)
 	}
 	var review time.Time
-	var stateErr error
 	read := 0
 	var sight certSight
-	res, err := s.Source.Read(ctx, ldapsrc.ReadRequest{Since: since}, func(u mapping.SourceUser) error {
-		if other, dup := pl.seen[u.Anchor]; dup {
-			if other == s.Name {
-				a.log.Warn("the directory returned a user twice; the second copy is ignored",
-					zap.String("source", s.Name), zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
+	// Users are judged on every core while the read goes on, and filed
+	// here one by one in the order read.
+	pipe := newPipeline(func(u mapping.SourceUser) judgement { return a.judge(u, p.Started, pl.memo) },
+		func(u mapping.SourceUser, j judgement) error {
+			if other, dup := pl.seen[u.Anchor]; dup {
+				if other == s.Name {
+					a.log.Warn("the directory returned a user twice; the second copy is ignored",
+						zap.String("source", s.Name), zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
+					return nil
+				}
+				// The same object read through two sources (overlapping
+				// configurations): which one owns it cannot be told, so
+				// neither copy decides anything beyond the first.
+				pl.reportOnly = append(pl.reportOnly, &UserPlan{Anchor: u.Anchor, Source: s.Name, DN: u.DN, Name: u.Name(),
+					Problem: fmt.Sprintf("the same user (anchor %s) was read from directory %s too: the sources overlap; this copy is ignored", u.Anchor, other)})
 				return nil
 			}
-			// The same object read through two sources (overlapping
-			// configurations): which one owns it cannot be told, so
-			// neither copy decides anything beyond the first.
-			pl.reportOnly = append(pl.reportOnly, &UserPlan{Anchor: u.Anchor, Source: s.Name, DN: u.DN, Name: u.Name(),
-				Problem: fmt.Sprintf("the same user (anchor %s) was read from directory %s too: the sources overlap; this copy is ignored", u.Anchor, other)})
-			return nil
-		}
-		pl.seen[u.Anchor] = s.Name
-		read++
-		if err := sight.note(a.store, u); err != nil {
+			pl.seen[u.Anchor] = s.Name
+			read++
+			if err := sight.note(a.store, u); err != nil {
+				return err
+			}
+			r, err := pl.consider(s.Name, u, j, false)
+			review = earlier(review, r)
 			return err
-		}
-		r, err := pl.consider(s.Name, u, false)
-		review = earlier(review, r)
-		if err != nil {
-			// The state could not be read: not this directory's fault,
-			// and no other directory's part can be trusted either.
-			stateErr = err
-		}
-		return err
-	})
-	if stateErr != nil {
+		})
+	res, err := s.Source.Read(ctx, ldapsrc.ReadRequest{Since: since}, pipe.add)
+	if stateErr := pipe.close(); stateErr != nil {
+		// The state could not be read: not this directory's fault, and
+		// no other directory's part can be trusted either.
 		return rep, res, &passError{stateErr}
 	}
 	rep.LDAPOperations = res.Operations

@@ -31,6 +31,13 @@ import (
 // Rejections come in value order, then the over-limit ones in priority
 // order. Accepted, Rejected, Values and Withheld are nil when empty.
 func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
+	return EvaluateRemembering(values, p, now, nil)
+}
+
+// EvaluateRemembering is Evaluate with a memo of verified signature chains
+// (chains.go): the same verdicts, with fewer signature checks. A nil memo
+// verifies every time.
+func EvaluateRemembering(values []RawValue, p Policy, now time.Time, memo ChainMemo) Evaluation {
 	decs := make([]decodeResult, len(values))
 	var chain []*x509.Certificate
 	for i, v := range values {
@@ -38,6 +45,7 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 		chain = append(chain, decs[i].d.chain...)
 	}
 	ch := newChecker(p, now, chain)
+	ch.memo = memo
 	var ev Evaluation
 	acceptedAt := map[string]int{}   // SHA-256 -> index in ev.Accepted
 	otherAt := map[string]int{}      // SHA-256 -> index in ev.OtherPurpose
@@ -69,7 +77,7 @@ func Evaluate(values []RawValue, p Policy, now time.Time) Evaluation {
 			sum := sha256Hex(c.Raw)
 			vd, judged := verdicts[sum]
 			if !judged {
-				vd = ch.check(c)
+				vd = ch.check(c, sum)
 				verdicts[sum] = vd
 			}
 			if cs := vd.causes; len(cs) > 0 {
@@ -178,6 +186,8 @@ type checker struct {
 	// SHA-1 diagnosis.
 	intermediates  *x509.CertPool
 	anchors, chain []*x509.Certificate
+	anchorSums     [][sha256.Size]byte // of anchors, made when a remembered chain is checked
+	memo           ChainMemo           // nil: verify every time
 }
 
 func newChecker(p Policy, now time.Time, chain []*x509.Certificate) *checker {
@@ -208,13 +218,13 @@ func newChecker(p Policy, now time.Time, chain []*x509.Certificate) *checker {
 // check returns every failed check of c, most fundamental first (that
 // order picks the Rejection's Code); no causes means c may be published.
 // All causes are reported so that an admin fixes them in one go.
-func (ch *checker) check(c *x509.Certificate) verdict {
+func (ch *checker) check(c *x509.Certificate, sum string) verdict {
 	var vd verdict
 	var cs []cause
 	if isCA(c) {
 		cs = append(cs, cause{RejectCA, "is a CA certificate, not an end-entity certificate"})
 	}
-	chains, err := ch.verify(c)
+	issuer, err := ch.verifiedIssuer(c, sum) // chains.go
 	if err != nil {
 		cs = append(cs, ch.untrusted(c, err))
 	}
@@ -222,8 +232,8 @@ func (ch *checker) check(c *x509.Certificate) verdict {
 	// found starts with a CA of the same name and key, since each verified
 	// c's signature. A chain of c alone (c is itself a listed CA) has no
 	// issuer to ask.
-	if ch.p.CheckRevocation && len(chains) > 0 && len(chains[0]) > 1 {
-		cs, vd.warnings = ch.revocation(c, chains[0][1], cs)
+	if ch.p.CheckRevocation && issuer != nil {
+		cs, vd.warnings = ch.revocation(c, issuer, cs)
 	}
 	if ch.p.SkipExpired {
 		switch {
@@ -267,25 +277,21 @@ func (ch *checker) revocation(c, issuer *x509.Certificate, cs []cause) ([]cause,
 	}
 }
 
-// verify checks the signature chain against the issuing CAs at now, or,
-// when c is outside its validity, at the nearest moment inside it. Validity
-// is the policy's business (SkipExpired, with its own code and reason), so
-// an expired certificate is refused as untrusted only when a stranger
-// signed it, and one allowed despite its age still has its signature
-// checked. The EKU is checked separately for a clearer reason.
-func (ch *checker) verify(c *x509.Certificate) ([][]*x509.Certificate, error) {
-	at := ch.now
-	if at.Before(c.NotBefore) {
-		at = c.NotBefore
-	} else if at.After(c.NotAfter) {
-		at = c.NotAfter
+// at is the instant c's signature chain is checked at (verifiedIssuer,
+// against the issuing CAs): now or, when c is outside its validity, the
+// nearest moment inside it. Validity is the policy's business
+// (SkipExpired, with its own code and reason), so an expired certificate
+// is refused as untrusted only when a stranger signed it, and one allowed
+// despite its age still has its signature checked. The EKU is checked
+// separately for a clearer reason.
+func (ch *checker) at(c *x509.Certificate) time.Time {
+	switch {
+	case ch.now.Before(c.NotBefore):
+		return c.NotBefore
+	case ch.now.After(c.NotAfter):
+		return c.NotAfter
 	}
-	return c.Verify(x509.VerifyOptions{
-		Roots:         ch.roots,
-		Intermediates: ch.intermediates,
-		CurrentTime:   at,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
+	return ch.now
 }
 
 // ekuProblem says why c's extended key usage does not satisfy want, or ""

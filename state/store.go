@@ -61,6 +61,7 @@ type Store struct {
 	path string   // as given to Open
 	// removeOnClose: the file is OpenSnapshot's private copy.
 	removeOnClose bool
+	readOnly      bool // opened with Options.ReadOnly
 }
 
 // lockedError keeps the exact, human message while matching ErrLocked.
@@ -103,7 +104,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, openError(path, timeout, opts.ReadOnly, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
 	if err := s.checkSchema(opts.ReadOnly); err != nil {
 		_ = db.Close()
 		return nil, err

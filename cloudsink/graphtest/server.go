@@ -13,6 +13,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,7 @@ type Server struct {
 	// with size, and benchmarks must measure certsync, not the emulator).
 	pos        map[string]int       // lower-cased ID → index in users
 	byKey      map[string]*User     // lower-cased ID and userPrincipalName
+	byMail     map[string][]*User   // lower-cased mail (not unique)
 	owners     map[string]*User     // lower-cased certificateUserIds value → its holder
 	tokens     map[string]TokenInfo // access token -> what it was issued for
 	mounts     []Mount
@@ -140,6 +142,7 @@ func Start(opts Options) (*Server, error) {
 		done:         make(chan struct{}),
 		pos:          make(map[string]int),
 		byKey:        make(map[string]*User),
+		byMail:       make(map[string][]*User),
 		owners:       make(map[string]*User),
 		tokens:       make(map[string]TokenInfo),
 		skipTokens:   make(map[string]pageState),
@@ -249,6 +252,10 @@ func (s *Server) indexLocked(u *User) {
 	if u.UserPrincipalName != "" {
 		s.byKey[strings.ToLower(u.UserPrincipalName)] = u
 	}
+	if u.Mail != "" {
+		m := strings.ToLower(u.Mail)
+		s.byMail[m] = append(s.byMail[m], u)
+	}
 	for _, v := range u.CertificateUserIDs {
 		s.owners[strings.ToLower(v)] = u
 	}
@@ -258,6 +265,13 @@ func (s *Server) unindexLocked(u *User) {
 	for _, k := range []string{u.ID, u.UserPrincipalName} {
 		if k != "" && s.byKey[strings.ToLower(k)] == u {
 			delete(s.byKey, strings.ToLower(k))
+		}
+	}
+	if u.Mail != "" {
+		m := strings.ToLower(u.Mail)
+		s.byMail[m] = slices.DeleteFunc(s.byMail[m], func(o *User) bool { return o == u })
+		if len(s.byMail[m]) == 0 {
+			delete(s.byMail, m)
 		}
 	}
 	for _, v := range u.CertificateUserIDs {

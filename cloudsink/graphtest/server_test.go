@@ -327,6 +327,8 @@ func TestFilterAndSelect(t *testing.T) {
 		{ID: "a", UserPrincipalName: "a@x.example", Mail: "O'Brien@X.example", OnPremisesImmutableID: "QUJD", CertificateUserIDs: []string{"X509:<SKI>a"}},
 		{ID: "b", UserPrincipalName: "b@x.example", Mail: "b+tag@x.example", OnPremisesImmutableID: "YWJj", OnPremisesSyncEnabled: true},
 		{ID: "c", UserPrincipalName: "c@x.example"},
+		{ID: "d", UserPrincipalName: "d@x.example", Mail: "shared@x.example"},
+		{ID: "e", UserPrincipalName: "e@x.example", Mail: "SHARED@x.example"},
 	}})
 	tok := token(t, s)
 	cases := []struct {
@@ -339,7 +341,10 @@ func TestFilterAndSelect(t *testing.T) {
 		{"onPremisesImmutableId eq 'QUJD'", []string{"a"}},
 		{"onPremisesImmutableId eq 'qujd'", nil}, // base64: case matters
 		{"id in ('A','b')", []string{"a", "b"}},
-		{"mail eq 'c@x.example'", nil}, // c has no mail
+		{"mail eq 'c@x.example'", nil},                                                 // c has no mail
+		{"mail eq 'shared@x.example'", []string{"d", "e"}},                             // mail is not unique
+		{"mail in ('shared@x.example','o''brien@x.example')", []string{"a", "d", "e"}}, // listing order
+		{"userPrincipalName eq 'a'", nil},                                              // an id is no userPrincipalName
 	}
 	for _, c := range cases {
 		t.Run(c.filter, func(t *testing.T) {
@@ -367,6 +372,18 @@ func TestFilterAndSelect(t *testing.T) {
 				t.Errorf("got %v, want %v", got, c.want)
 			}
 		})
+	}
+	// A user whose mail changes is found by the new one only.
+	s.AddUser(User{ID: "d", UserPrincipalName: "d@x.example", Mail: "d@x.example"})
+	s.DeleteUser("e")
+	for filter, want := range map[string]int{"mail eq 'shared@x.example'": 0, "mail eq 'd@x.example'": 1} {
+		a := call(t, s, "GET", "/v1.0/users?"+url.Values{"$filter": {filter}}.Encode(), bearer(tok), nil, false)
+		var page struct {
+			Value []map[string]any `json:"value"`
+		}
+		if err := json.Unmarshal(a.body, &page); err != nil || len(page.Value) != want {
+			t.Errorf("%s after the change: %s, want %d users", filter, a.body, want)
+		}
 	}
 	// Without $select, authorizationInfo and onPremises* stay out, as in Graph.
 	a := call(t, s, "GET", "/v1.0/users/a", bearer(tok), nil, false)

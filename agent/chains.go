@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/state"
+)
+
+// chainStore is a Store that remembers verified certificate chains
+// (state.Store; a dry run without a state file has none).
+type chainStore interface {
+	Chain(sum [sha256.Size]byte) (state.Chain, bool, error)
+	PutChains(chains map[[sha256.Size]byte]state.Chain, prune bool, now time.Time) error
+	Writable() bool
+}
+
+// chainFlush is how many new chains are held before they are written:
+// a first pass over a large directory never holds them all.
+const chainFlush = 4096
+
+// chainMemo is mapping.ChainMemo over the state file: a pass reads the
+// chains earlier passes verified and, unless the store is read-only (a
+// dry run), writes those it verified itself, chainFlush at a time. It is
+// a cache: a read or write that fails is logged once and the pass goes
+// on verifying.
+type chainMemo struct {
+	store chainStore // non-nil
+	now   time.Time  // the pass's start: prunes chains of certificates expired before it
+	log   *zap.Logger
+	write bool
+
+	mu      sync.Mutex // guards the fields below
+	pending map[[sha256.Size]byte]state.Chain
+	wrote   bool // something was written: prune at the end
+	failed  bool // a read or write failed: logged, memo off
+}
+
+// newChainMemo returns nil (verify every time) when the store keeps no
+// chains.
+func (a *Agent) newChainMemo(now time.Time) *chainMemo {
+	cs, ok := a.store.(chainStore)
+	if !ok {
+		return nil
+	}
+	return &chainMemo{store: cs, now: now, log: a.log, write: cs.Writable(), pending: map[[sha256.Size]byte]state.Chain{}}
+}
+
+// memo is m as mapping takes it: a nil *chainMemo must be a nil interface.
+func (m *chainMemo) memo() mapping.ChainMemo {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+func (m *chainMemo) VerifiedChain(sum [sha256.Size]byte) (mapping.VerifiedChain, bool) {
+	m.mu.Lock()
+	if m.failed {
+		m.mu.Unlock()
+		return mapping.VerifiedChain{}, false
+	}
+	c, ok := m.pending[sum]
+	m.mu.Unlock()
+	if !ok {
+		var err error
+		if c, ok, err = m.store.Chain(sum); err != nil {
+			m.fail("reading remembered certificate chains failed; verifying every certificate", err)
+			return mapping.VerifiedChain{}, false
+		}
+	}
+	return mapping.VerifiedChain{CAs: c.CAs, From: c.From, Until: c.Until, Expires: c.Expires}, ok
+}
+
+func (m *chainMemo) RememberChain(sum [sha256.Size]byte, vc mapping.VerifiedChain) {
+	if !m.write {
+		return
+	}
+	m.mu.Lock()
+	if m.failed {
+		m.mu.Unlock()
+		return
+	}
+	m.pending[sum] = state.Chain{CAs: vc.CAs, From: vc.From, Until: vc.Until, Expires: vc.Expires}
+	var full map[[sha256.Size]byte]state.Chain
+	if len(m.pending) >= chainFlush {
+		full, m.pending = m.pending, map[[sha256.Size]byte]state.Chain{}
+		m.wrote = true
+	}
+	m.mu.Unlock()
+	if full != nil {
+		m.put(full, false)
+	}
+}
+
+// flush writes what is held and, when this pass wrote anything, forgets
+// the chains of certificates that have expired.
+func (m *chainMemo) flush() {
+	if m == nil || !m.write {
+		return
+	}
+	m.mu.Lock()
+	rest, prune := m.pending, m.wrote || len(m.pending) > 0
+	m.pending = map[[sha256.Size]byte]state.Chain{}
+	failed := m.failed
+	m.mu.Unlock()
+	if prune && !failed {
+		m.put(rest, true)
+	}
+}
+
+func (m *chainMemo) put(chains map[[sha256.Size]byte]state.Chain, prune bool) {
+	if err := m.store.PutChains(chains, prune, m.now); err != nil {
+		m.fail("remembering verified certificate chains failed; the next pass verifies them again", err)
+	}
+}
+
+func (m *chainMemo) fail(msg string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.failed {
+		m.failed = true
+		m.log.Warn(msg, zap.Error(err))
+	}
+}
