@@ -26,6 +26,17 @@ type SourceUser struct {
 	Attributes map[string]string
 	// Values are the raw certificate values, in directory order.
 	Values []RawValue
+	// Unread are certificate values the source saw but did not read
+	// (larger than its limits). What they hold is unknown: a user with any
+	// is changed in no way, never taken as without those certificates.
+	Unread []UnreadValue
+}
+
+// UnreadValue is a certificate value a source left unread, and why.
+type UnreadValue struct {
+	Attribute string
+	Size      int    // bytes
+	Reason    string // names the attribute, the size and the limit
 }
 
 // Attr returns the identity attribute name (case-insensitive) or "".
@@ -112,6 +123,8 @@ const (
 	// RejectRevocationUnknown: the issuing CA has no usable CRL and
 	// RevocationUnavailable is not RevocationKeep.
 	RejectRevocationUnknown = "revocation-unknown"
+	// RejectTooLarge: the source did not read the value (SourceUser.Unread).
+	RejectTooLarge = "too-large"
 )
 
 // Rejection is one certificate (or undecodable value) not published, and why.
