@@ -363,6 +363,7 @@ func (a *Agent) evaluate(source string, u mapping.SourceUser, now time.Time, out
 	// user's here (mapping/sid.go).
 	pol := a.policy
 	pol.AccountSID = u.Attr(attrObjectSID)
+	pol.AccountIdentities = mapping.UserIdentities(u) // mapping/identity.go
 	ev := mapping.Evaluate(u.Values, pol, now)
 	review := nextReview(ev, now)
 	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, Withheld: ev.Withheld, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}

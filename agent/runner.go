@@ -69,6 +69,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
+	if cfg.Policy.Identity == mapping.IdentityOff {
+		r.log.Warn("policy.identity is off: a certificate is published for whichever user it sits on, even when it names someone else; a user who can write their own certificate attribute can take a colleague's certificate sign-in")
+	}
 	if cfg.Safety.MaxDeletes == 0 && cfg.Safety.MaxDeletePercent == 0 {
 		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both 0; a pass may withdraw every user's certificates")
 	}

@@ -1,6 +1,7 @@
 package ldapsrc
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -13,8 +14,9 @@ import (
 // objectGUID is Active Directory's anchor: 16 raw bytes, which the cloud
 // knows as their standard base64 (onPremisesImmutableId).
 const (
-	attrObjectGUID = "objectGUID"
-	guidLen        = 16
+	attrProxyAddresses = "proxyAddresses"
+	attrObjectGUID     = "objectGUID"
+	guidLen            = 16
 )
 
 // converter turns directory entries into SourceUsers. Names are matched
@@ -109,7 +111,7 @@ func (c converter) user(e *ldap.Entry) (mapping.SourceUser, error) {
 		for _, id := range c.identity {
 			if strings.EqualFold(name, id.match) {
 				if _, seen := u.Attributes[id.out]; !seen {
-					u.Attributes[id.out] = identityValue(name, a.ByteValues[0])
+					u.Attributes[id.out] = identityValue(name, a.ByteValues)
 				}
 				break
 			}
@@ -173,8 +175,13 @@ func (c converter) capEntry(u *mapping.SourceUser) {
 
 // identityValue is an identity attribute's first value as text: objectSid
 // in its string form ("" when it is not a SID: no SID check is better than
-// a wrong one), the others as they are.
-func identityValue(name string, v []byte) string {
+// a wrong one), proxyAddresses as every value, one a line (the identity
+// check takes each smtp: address as the user's), the others as they are.
+func identityValue(name string, vs [][]byte) string {
+	if strings.EqualFold(name, attrProxyAddresses) {
+		return string(bytes.Join(vs, []byte("\n")))
+	}
+	v := vs[0]
 	if !strings.EqualFold(name, attrObjectSID) {
 		return string(v)
 	}

@@ -94,6 +94,13 @@ type Policy struct {
 	// extension names another account is rejected (RejectSIDMismatch).
 	// "" checks nothing. Not part of the policy's fingerprint.
 	AccountSID string `json:"-"`
+	// Identity is the identity check (IdentityMatch, IdentityMatchNamed,
+	// IdentityOff; "" is off): a certificate must name one of
+	// AccountIdentities (identity.go).
+	Identity string
+	// AccountIdentities are the user's identities (UserIdentities), set
+	// per user by the caller. Not part of the policy's fingerprint.
+	AccountIdentities []string `json:"-"`
 }
 
 // Certificate is one accepted certificate.

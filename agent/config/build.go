@@ -29,6 +29,7 @@ func (c *Config) MappingPolicy() (mapping.Policy, error) {
 		// pass (and kept until the CAs publish again).
 		CheckRevocation:       c.Policy.CheckRevocation,
 		RevocationUnavailable: c.Policy.RevocationUnavailable,
+		Identity:              c.Policy.Identity,
 	}, nil
 }
 

@@ -70,6 +70,9 @@ type Policy struct {
 	// keep | reject: what to do with a certificate whose CA's CRL cannot
 	// be read or is past its nextUpdate.
 	RevocationUnavailable string `yaml:"revocationUnavailable"`
+	// match | matchNamed | off: must a certificate name the user it sits
+	// on (mapping.IdentityMatch)? Default match.
+	Identity string `yaml:"identity"`
 }
 
 type State struct {
@@ -265,6 +268,9 @@ func (c *Config) Defaults() {
 	if p.RevocationUnavailable == "" {
 		p.RevocationUnavailable = mapping.RevocationKeep
 	}
+	if p.Identity == "" {
+		p.Identity = mapping.IdentityMatch
+	}
 	if c.State.Path == "" {
 		c.State.Path = DefaultStatePath()
 	}
@@ -384,6 +390,9 @@ func (c *Config) validatePolicy() error {
 	}
 	if p.RevocationUnavailable != mapping.RevocationKeep && p.RevocationUnavailable != mapping.RevocationReject {
 		return keyErr("policy.revocationUnavailable", fmt.Sprintf("%q is not one of %s, %s", p.RevocationUnavailable, mapping.RevocationKeep, mapping.RevocationReject))
+	}
+	if !slices.Contains(mapping.IdentityModes(), p.Identity) {
+		return keyErr("policy.identity", fmt.Sprintf("%q is not one of %s", p.Identity, strings.Join(mapping.IdentityModes(), ", ")))
 	}
 	return nil
 }
