@@ -309,10 +309,10 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		// One byte more tells a body of exactly max bytes from a larger one.
 		var one [1]byte
-		if n, _ := b.rc.Read(one[:]); n == 0 {
-			return 0, io.EOF
+		if _, err := io.ReadFull(b.rc, one[:]); err != nil {
+			return 0, err
 		}
-		return 0, fmt.Errorf("cloudsink: graph: %s: answer larger than %d bytes (cloud.graph maxResponseBytes); not read", b.what, b.max)
+		return 0, fmt.Errorf("cloudsink: graph: %s: answer larger than the %d bytes certsync reads of one Graph answer; not read", b.what, b.max)
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
