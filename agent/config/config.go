@@ -82,6 +82,8 @@ type State struct {
 type Schedule struct {
 	Interval     time.Duration `yaml:"interval"`
 	FullInterval time.Duration `yaml:"fullInterval"`
+	// PassTimeout bounds one pass; a pass past it fails. Default 30m.
+	PassTimeout time.Duration `yaml:"passTimeout"`
 }
 
 type Safety struct {
@@ -277,6 +279,9 @@ func (c *Config) Defaults() {
 	if c.Schedule.Interval == 0 {
 		c.Schedule.Interval = 5 * time.Minute
 	}
+	if c.Schedule.PassTimeout == 0 {
+		c.Schedule.PassTimeout = 30 * time.Minute
+	}
 	if c.Schedule.FullInterval == 0 {
 		c.Schedule.FullInterval = 24 * time.Hour
 	}
@@ -403,6 +408,9 @@ func (c *Config) validateRest() error {
 	}
 	if c.Schedule.Interval < time.Second {
 		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 1s", c.Schedule.Interval))
+	}
+	if c.Schedule.PassTimeout < time.Second {
+		return keyErr("schedule.passTimeout", fmt.Sprintf("%s is shorter than 1s", c.Schedule.PassTimeout))
 	}
 	if c.Schedule.FullInterval < c.Schedule.Interval {
 		return keyErr("schedule.fullInterval", fmt.Sprintf("%s is shorter than schedule.interval (%s)", c.Schedule.FullInterval, c.Schedule.Interval))
