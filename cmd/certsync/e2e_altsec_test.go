@@ -50,7 +50,7 @@ log: {level: warn, format: json}
 // issue makes a certificate of the world's issuing CA for name.
 func (w *adWorld) issue(name string, o pkitest.LeafOptions) []byte {
 	w.t.Helper()
-	o.CommonName, o.Email = name, name+"@example.test"
+	o.CommonName, o.Email = name, name+"@"+w.mailDomain
 	c, _, err := w.issuing.Issue(o)
 	if err != nil {
 		w.t.Fatal(err)
