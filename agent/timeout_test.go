@@ -29,7 +29,7 @@ func TestPassTimeoutFailsThePass(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := NewRunner(RunnerConfig{
-		Sources: []SourceOpener{{Name: "test", Open: func(context.Context) (Source, error) { return &stuckSource{}, nil }}},
+		Sources:   []SourceOpener{{Name: "test", Open: func(context.Context) (Source, error) { return &stuckSource{}, nil }}},
 		StatePath: filepath.Join(t.TempDir(), "state.db"), Targets: []Target{graph}, PassTimeout: 50 * time.Millisecond,
 	})
 	if err != nil {
