@@ -63,7 +63,7 @@ type LimitSettings struct {
 
 // Limits is what Config takes.
 func (l LimitSettings) Limits() Limits {
-	return Limits{MaxValueBytes: l.MaxValueBytes, MaxValueBytesByAttribute: l.MaxValueBytesByAttribute, MaxEntryBytes: l.MaxEntryBytes}
+	return Limits(l)
 }
 
 // TLSSettings is how the directory's certificate is checked (see TLS).
