@@ -46,12 +46,7 @@ var (
 // its subject's emailAddress attributes, lower-cased, without duplicates.
 func CertificateIdentities(c *x509.Certificate) ([]string, error) {
 	var out []string
-	add := func(v string) {
-		v = strings.ToLower(strings.TrimSpace(v))
-		if v != "" && !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
+	add := func(v string) { out = addIdentity(out, v) }
 	for _, e := range c.EmailAddresses {
 		add(e)
 	}
@@ -112,12 +107,7 @@ func upnNames(der []byte) ([]string, error) {
 // ("SMTP:" and "smtp:" alike), lower-cased.
 func UserIdentities(u SourceUser) []string {
 	var out []string
-	add := func(v string) {
-		v = strings.ToLower(strings.TrimSpace(v))
-		if v != "" && !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
+	add := func(v string) { out = addIdentity(out, v) }
 	add(u.Attr("mail"))
 	add(u.Attr("userPrincipalName"))
 	for _, p := range strings.Split(u.Attr("proxyAddresses"), "\n") {
@@ -126,6 +116,15 @@ func UserIdentities(u SourceUser) []string {
 		}
 	}
 	return out
+}
+
+// addIdentity appends v, lower-cased and trimmed, unless empty or there.
+func addIdentity(out []string, v string) []string {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" || slices.Contains(out, v) {
+		return out
+	}
+	return append(out, v)
 }
 
 func cutFold(s, prefix string) (string, bool) {
