@@ -103,6 +103,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 			a.log.Info("change-tracking watermark not advanced", zap.String("source", source), zap.String("reason", why))
 		}
 	}
+	a.noteRemovals(p, p.Guard.Tripped && allowDeletes, commit.Meta)
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}

@@ -161,8 +161,8 @@ func TestPolicyFingerprint(t *testing.T) {
 	want := Fingerprint(base, nil)
 	for path, changed := range perturbations(base) {
 		p := changed.(mapping.Policy)
-		if path == ".Revocation" || path == ".AccountSID" {
-			continue // read each pass; set per user
+		if path == ".Revocation" || path == ".AccountSID" || path == ".AccountIdentities" {
+			continue // read each pass; set per user (SID, identities)
 		}
 		if path == ".IssuingCAs" {
 			p.IssuingCAs = []*x509.Certificate{ca, {Raw: []byte("ca two")}}

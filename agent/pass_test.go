@@ -133,14 +133,12 @@ func TestGuard(t *testing.T) {
 	}
 	// The percent is of the users certsync publishes for: 100 records of
 	// which 10 hold values, 2 of them losing theirs, is 20%.
-	a := &Agent{safety: Safety{MaxDeletePercent: 10}}
-	if g := a.guard(Stats{UsersRemoving: 2, UsersInState: 100}, 10, nil); !g.Tripped || !strings.Contains(g.Reason, "2 of the 10 users") {
+	if g := judgeRemovals(Safety{MaxDeletePercent: 10}, Stats{UsersRemoving: 2, UsersInState: 100}, 10, nil, nil, nil); !g.Tripped || !strings.Contains(g.Reason, "2 of the 10 users") {
 		t.Fatalf("inflated denominator: %+v", g)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &Agent{safety: Safety{MaxDeletes: tc.maxDeletes, MaxDeletePercent: tc.maxPct}}
-			g := a.guard(Stats{UsersRemoving: tc.removing, UsersInState: tc.inState}, tc.inState, nil)
+			g := judgeRemovals(Safety{MaxDeletes: tc.maxDeletes, MaxDeletePercent: tc.maxPct}, Stats{UsersRemoving: tc.removing, UsersInState: tc.inState}, tc.inState, nil, nil, nil)
 			if g.Tripped != tc.tripped || !strings.Contains(g.Reason, tc.reasonMentions) {
 				t.Fatalf("got %+v", g)
 			}

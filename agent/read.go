@@ -37,6 +37,11 @@ type planner struct {
 // consider evaluates one user read from source, judged as j, and files
 // it.
 func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, outOfScope bool) (time.Time, error) {
+	if len(u.Unread) > 0 {
+		pl.reportOnly = append(pl.reportOnly, unreadPlan(source, u))
+		pl.p.Stats.CertificatesRejected += len(u.Unread)
+		return time.Time{}, nil
+	}
 	up, candidate, review, err := pl.a.evaluate(source, u, j, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
 	if err != nil {
 		return time.Time{}, err

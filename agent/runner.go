@@ -40,6 +40,11 @@ type RunnerConfig struct {
 	// Observe, when set, is told the outcome of each of Run's passes
 	// (metrics, health, the service manager's watchdog).
 	Observe func(PassOutcome)
+	// PassTimeout bounds one pass (schedule.passTimeout); 0: no bound. A
+	// pass that runs out of time fails: its reads and cloud calls end,
+	// what the cloud confirmed is committed as usual, and writes not
+	// confirmed stay pending for the next pass.
+	PassTimeout time.Duration
 }
 
 // Runner runs passes of one configuration. It opens the state file and
@@ -69,6 +74,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if r.log == nil {
 		r.log = zap.NewNop()
 	}
+	if cfg.Policy.Identity == mapping.IdentityOff {
+		r.log.Warn("policy.identity is off: a certificate is published for whichever user it sits on, even when it names someone else; a user who can write their own certificate attribute can take a colleague's certificate sign-in")
+	}
 	if cfg.Safety.MaxDeletes == 0 && cfg.Safety.MaxDeletePercent == 0 {
 		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both 0; a pass may withdraw every user's certificates")
 	}
@@ -91,6 +99,25 @@ type PassOptions struct {
 // applying failed or a directory could not be read, so the caller can
 // show what happened; the error is the pass's.
 func (r *Runner) Pass(ctx context.Context, o PassOptions) (*Plan, error) {
+	if r.cfg.PassTimeout > 0 {
+		timedOut := fmt.Errorf("agent: the pass took longer than schedule.passTimeout (%s) and was stopped", r.cfg.PassTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, r.cfg.PassTimeout, timedOut)
+		defer cancel()
+		plan, err := r.pass(ctx, o)
+		if context.Cause(ctx) == timedOut {
+			if err == nil {
+				err = timedOut
+			} else {
+				err = fmt.Errorf("%w: %w", timedOut, err)
+			}
+		}
+		return plan, err
+	}
+	return r.pass(ctx, o)
+}
+
+func (r *Runner) pass(ctx context.Context, o PassOptions) (*Plan, error) {
 	store, closeStore, err := openStore(r.cfg.StatePath, o.DryRun)
 	if err != nil {
 		return nil, err

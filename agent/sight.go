@@ -29,7 +29,7 @@ type certSight struct {
 // note looks at one user of the read; only users without any certificate
 // value cost a state lookup.
 func (c *certSight) note(st Store, u mapping.SourceUser) error {
-	if len(u.Values) > 0 {
+	if len(u.Values) > 0 || len(u.Unread) > 0 {
 		return nil
 	}
 	rec, ok, err := st.Get(u.Anchor)

@@ -109,6 +109,10 @@ func settingsFingerprint(name string, settings any) string {
 // its string form.
 const attrObjectSID = "objectSid"
 
+// attrProxyAddresses holds a user's further addresses (smtp:...), which
+// the identity check (mapping/identity.go) takes as the user's too.
+const attrProxyAddresses = "proxyAddresses"
+
 // addNames appends the names list does not hold yet (LDAP attribute names
 // compare case-insensitively).
 func addNames(list []string, names ...string) []string {
@@ -126,7 +130,7 @@ func addNames(list []string, names ...string) []string {
 func SourceAttributes(targets []Target) (identity, certificates []string) {
 	// objectSid (Active Directory) is the account a certificate's SID
 	// extension must name (mapping.Policy.AccountSID).
-	identity = []string{"mail", "userPrincipalName", "sAMAccountName", "uid", attrObjectSID}
+	identity = []string{"mail", "userPrincipalName", "sAMAccountName", "uid", attrObjectSID, attrProxyAddresses}
 	certificates = []string{mapping.AttrUserCertificate, mapping.AttrUserSMIMECertificate}
 	for _, t := range targets {
 		id, certs := t.SourceAttributes()

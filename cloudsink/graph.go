@@ -53,7 +53,15 @@ type GraphConfig struct {
 	// OnRetryWait, when set, is called with each wait before a throttled
 	// (429) or unavailable (503, 504) request or batch item is tried again.
 	OnRetryWait func(time.Duration)
+	// MaxResponseBytes bounds one Graph answer (a $batch of 20 users with
+	// ten 1,024-character certificateUserIds each is under 300 KB; a page
+	// of 999 listed users a few MB); default 32 MiB. A larger answer fails
+	// its request instead of filling memory.
+	MaxResponseBytes int64
 }
+
+// defaultMaxResponseBytes is GraphConfig.MaxResponseBytes's default.
+const defaultMaxResponseBytes = 32 << 20
 
 // Graph is the Microsoft Graph sink: certificateUserIds of Entra ID users.
 type Graph struct {
@@ -117,8 +125,12 @@ func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloudsink: graph: auth provider: %w", err)
 	}
+	maxBody := cfg.MaxResponseBytes
+	if maxBody <= 0 {
+		maxBody = defaultMaxResponseBytes
+	}
 	httpClient := &http.Client{
-		Transport: khttp.NewCustomTransportWithParentTransport(newTransport(cfg.RootCAs), g.middleware()...),
+		Transport: khttp.NewCustomTransportWithParentTransport(limitBodies{newTransport(cfg.RootCAs), maxBody}, g.middleware()...),
 		// Graph redirects nothing certsync calls; a redirect is answered,
 		// not followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -320,3 +332,46 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// limitBodies is a transport whose answers fail to read past max bytes
+// (after decompression): the SDK reads a whole body into memory.
+type limitBodies struct {
+	rt  http.RoundTripper
+	max int64
+}
+
+func (l limitBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: l.max, max: l.max, what: req.Method + " " + req.URL.Path}
+	return resp, nil
+}
+
+// limitedBody reads at most max bytes of rc, then fails with an error
+// naming the request.
+type limitedBody struct {
+	rc        io.ReadCloser
+	left, max int64
+	what      string
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly max bytes from a larger one.
+		var one [1]byte
+		if _, err := io.ReadFull(b.rc, one[:]); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("cloudsink: graph: %s: answer larger than the %d bytes certsync reads of one Graph answer; not read", b.what, b.max)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

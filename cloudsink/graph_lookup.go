@@ -241,6 +241,13 @@ func accountResult(u models.Userable) LookupResult {
 	if ai == nil {
 		return LookupResult{Err: fmt.Errorf("cloudsink: graph: user %s: the answer has no authorizationInfo; refusing to guess its certificateUserIds", id)}
 	}
+	// Graph answers a user without values with "certificateUserIds": []
+	// (the user resource's documented JSON), which the SDK reads as an
+	// empty, non-nil list; a missing or null property is not documented
+	// and says nothing about the values.
+	if ai.GetCertificateUserIds() == nil {
+		return LookupResult{Err: fmt.Errorf("cloudsink: graph: user %s: the answer's authorizationInfo has no certificateUserIds; refusing to guess them", id)}
+	}
 	acc := &Account{
 		ID:                id,
 		UserPrincipalName: deref(u.GetUserPrincipalName()),

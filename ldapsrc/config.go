@@ -51,6 +51,70 @@ type Config struct {
 	// OpTimeout bounds each LDAP operation (a bind, one page of a search);
 	// default 2m.
 	OpTimeout time.Duration
+	// Limits caps the certificate bytes one user may bring (see Limits).
+	Limits Limits
+}
+
+// Limits caps what certsync reads of one entry's certificate values. A
+// value or entry beyond them is not passed on: its user is reported with
+// the value's attribute and size (SourceUser.Unread) and changed in no
+// way, so a value too large to read never looks like a certificate that
+// left. They also bound what the certificate parser is ever given.
+//
+// go-ldap reads each LDAP message whole before certsync sees it, and its
+// only bound is a process-wide variable of go-asn1-ber (2 GiB by default)
+// that a library must not change under its host; a search's messages are
+// one entry each, so these caps, checked as each entry arrives, and the
+// page size bound what certsync keeps.
+type Limits struct {
+	// MaxValueBytes caps one certificate value; default 65,536 (AD caps
+	// userSMIMECertificate at 32,768; a certificate chain bag is a few KiB).
+	MaxValueBytes int
+	// MaxValueBytesByAttribute overrides MaxValueBytes for the named
+	// certificate attributes (case-insensitive).
+	MaxValueBytesByAttribute map[string]int
+	// MaxEntryBytes caps all certificate values of one entry together;
+	// default 1 MiB.
+	MaxEntryBytes int
+}
+
+// Bounds of Limits: below MinValueBytes no real certificate fits, above
+// MaxValueBytesLimit the certificate parser refuses the value anyway.
+const (
+	DefaultMaxValueBytes = 64 << 10
+	DefaultMaxEntryBytes = 1 << 20
+	MinValueBytes        = 4 << 10
+	MaxValueBytesLimit   = 1 << 20
+	MaxEntryBytesLimit   = 16 << 20
+)
+
+// withDefaults fills in the defaults and checks the bounds; key names the
+// settings section in errors.
+func (l Limits) withDefaults(key string) (Limits, error) {
+	if l.MaxValueBytes == 0 {
+		l.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if l.MaxEntryBytes == 0 {
+		l.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	check := func(k string, v int) error {
+		if v < MinValueBytes || v > MaxValueBytesLimit {
+			return fmt.Errorf("%s.%s: %d is outside %d..%d bytes", key, k, v, MinValueBytes, MaxValueBytesLimit)
+		}
+		return nil
+	}
+	if err := check("maxValueBytes", l.MaxValueBytes); err != nil {
+		return l, err
+	}
+	for a, v := range l.MaxValueBytesByAttribute {
+		if err := check("maxValueBytesByAttribute."+a, v); err != nil {
+			return l, err
+		}
+	}
+	if l.MaxEntryBytes < l.MaxValueBytes || l.MaxEntryBytes > MaxEntryBytesLimit {
+		return l, fmt.Errorf("%s.maxEntryBytes: %d is outside %d (maxValueBytes)..%d bytes", key, l.MaxEntryBytes, l.MaxValueBytes, MaxEntryBytesLimit)
+	}
+	return l, nil
 }
 
 // Bind is how certsync authenticates to the directory. Either way the
@@ -206,6 +270,9 @@ func (c Config) withDefaults() (Config, endpoint, error) {
 	}
 	if c.TLS.ServerName == "" {
 		c.TLS.ServerName = ep.host
+	}
+	if c.Limits, err = c.Limits.withDefaults("ldapsrc: config: limits"); err != nil {
+		return c, ep, err
 	}
 	if c.Bind, err = c.Bind.withDefaults(c.TLS.ServerName); err != nil {
 		return c, ep, err

@@ -47,6 +47,13 @@ func TestConfigErrors(t *testing.T) {
 		{"negative page", func(c *Config) { c.PageSize = -1 }, "pageSize -1"},
 		{"unknown bind method", func(c *Config) { c.Bind.Method = "ntlm" }, `bind method "ntlm" is not supported (simple or gssapi)`},
 		{"empty password", func(c *Config) { c.Bind.Password = "" }, "needs a username and a password"},
+		{"value cap too small", func(c *Config) { c.Limits.MaxValueBytes = 100 }, "limits.maxValueBytes: 100 is outside"},
+		{"value cap too large", func(c *Config) { c.Limits.MaxValueBytes = 2 << 20 }, "limits.maxValueBytes: 2097152 is outside"},
+		{"attribute cap too large", func(c *Config) {
+			c.Limits.MaxValueBytesByAttribute = map[string]int{"userSMIMECertificate": 4 << 20}
+		}, "maxValueBytesByAttribute.userSMIMECertificate: 4194304 is outside"},
+		{"entry cap below value cap", func(c *Config) { c.Limits.MaxEntryBytes = 8 << 10 }, "limits.maxEntryBytes: 8192 is outside"},
+		{"entry cap too large", func(c *Config) { c.Limits.MaxEntryBytes = 1 << 30 }, "limits.maxEntryBytes: 1073741824 is outside"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

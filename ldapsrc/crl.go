@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -37,7 +38,15 @@ type CRLOptions struct {
 	// under the rootDSE's configurationNamingContext; set it for other
 	// directories, which have no configuration partition.
 	Base string
+	// MaxBytes caps one CRL value; default DefaultMaxCRLBytes. A larger
+	// value fails the read (as an unreadable CRL does: never as a CA
+	// without revocations), so that the parser is never handed it.
+	MaxBytes int
 }
+
+// DefaultMaxCRLBytes is CRLOptions.MaxBytes's default: the CRLs of large
+// enterprise CAs run to a few megabytes.
+const DefaultMaxCRLBytes = 64 << 20
 
 // CRLEntry is one cRLDistributionPoint object: the CRLs one CA key
 // published, as stored.
@@ -75,9 +84,20 @@ func (s *Source) CRLs(ctx context.Context, opts CRLOptions) ([]CRLEntry, error) 
 	case err != nil:
 		return nil, fmt.Errorf("ldapsrc: read CRLs under %s from %s: %w", base, s.cfg.URL, err)
 	}
+	limit := opts.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxCRLBytes
+	}
 	out := make([]CRLEntry, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, crlEntry(e))
+		ce := crlEntry(e)
+		for _, v := range slices.Concat(ce.Base, ce.Delta) {
+			if len(v) > limit {
+				return nil, fmt.Errorf("ldapsrc: read CRLs under %s from %s: a CRL of %s is %d bytes, larger than the %d bytes certsync reads",
+					base, s.cfg.URL, ce.DN, len(v), limit)
+			}
+		}
+		out = append(out, ce)
 	}
 	s.log.Debug("ldapsrc: CRLs read", zap.String("base", base), zap.Int("objects", len(out)))
 	return out, nil

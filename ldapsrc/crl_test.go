@@ -126,6 +126,7 @@ func TestCRLsSlapd(t *testing.T) {
 	tests := []struct {
 		name    string
 		base    string
+		max     int
 		wantErr []string // substrings of the error, in order
 		isErr   error
 		want    []ldapsrc.CRLEntry
@@ -143,6 +144,12 @@ func TestCRLsSlapd(t *testing.T) {
 			wantErr: []string{"ldapsrc: the rootDSE of " + srv.URL + " has no configurationNamingContext", "set the CRL base explicitly"},
 		},
 		{
+			name:    "CRL over the size cap",
+			base:    cdp,
+			max:     len(p.base) - 1,
+			wantErr: []string{"a CRL of cn=Issuing CA,cn=ca1," + cdp + fmt.Sprintf(" is %d bytes, larger than the %d bytes certsync reads", len(p.base), len(p.base)-1)},
+		},
+		{
 			name:    "missing base",
 			base:    "cn=CDP,cn=nowhere," + crlSuffix,
 			wantErr: []string{"ldapsrc: read CRLs under cn=CDP,cn=nowhere," + crlSuffix + " from " + srv.URL + ": CRL container not found"},
@@ -151,7 +158,7 @@ func TestCRLsSlapd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := src.CRLs(context.Background(), ldapsrc.CRLOptions{Base: tt.base})
+			got, err := src.CRLs(context.Background(), ldapsrc.CRLOptions{Base: tt.base, MaxBytes: tt.max})
 			if tt.wantErr != nil {
 				if err == nil {
 					t.Fatalf("no error, entries %d", len(got))

@@ -1,6 +1,7 @@
 package ldapsrc
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -13,8 +14,9 @@ import (
 // objectGUID is Active Directory's anchor: 16 raw bytes, which the cloud
 // knows as their standard base64 (onPremisesImmutableId).
 const (
-	attrObjectGUID = "objectGUID"
-	guidLen        = 16
+	attrProxyAddresses = "proxyAddresses"
+	attrObjectGUID     = "objectGUID"
+	guidLen            = 16
 )
 
 // converter turns directory entries into SourceUsers. Names are matched
@@ -26,6 +28,7 @@ type converter struct {
 	anchorBinary bool   // objectGUID
 	identity     []namedAttr
 	certs        []namedAttr
+	limits       Limits
 }
 
 // namedAttr pairs the name matched in entries with the name recorded.
@@ -39,6 +42,7 @@ func newConverter(cfg Config) converter {
 		anchor:       cfg.AnchorAttribute,
 		anchorKey:    strings.ToLower(cfg.AnchorAttribute),
 		anchorBinary: strings.EqualFold(cfg.AnchorAttribute, attrObjectGUID),
+		limits:       cfg.Limits,
 	}
 	for _, a := range cfg.IdentityAttributes {
 		if !strings.EqualFold(a, cfg.AnchorAttribute) {
@@ -107,30 +111,77 @@ func (c converter) user(e *ldap.Entry) (mapping.SourceUser, error) {
 		for _, id := range c.identity {
 			if strings.EqualFold(name, id.match) {
 				if _, seen := u.Attributes[id.out]; !seen {
-					u.Attributes[id.out] = identityValue(name, a.ByteValues[0])
+					u.Attributes[id.out] = identityValue(name, a.ByteValues)
 				}
 				break
 			}
 		}
 		for _, ca := range c.certs {
 			if strings.EqualFold(name, ca.match) {
+				limit := c.valueLimit(ca.out)
 				for _, v := range a.ByteValues {
+					if len(v) > limit {
+						u.Unread = append(u.Unread, mapping.UnreadValue{Attribute: ca.out, Size: len(v),
+							Reason: fmt.Sprintf("%s value of %d bytes is larger than the %d bytes certsync reads (limits.maxValueBytes)", ca.out, len(v), limit)})
+						continue
+					}
 					u.Values = append(u.Values, mapping.RawValue{Attribute: ca.out, Data: v})
 				}
 				break
 			}
 		}
 	}
+	c.capEntry(&u)
 	if u.Anchor == "" {
 		return u, fmt.Errorf("no %s value", c.anchor)
 	}
 	return u, nil
 }
 
+// valueLimit is the largest value of attr the converter passes on.
+func (c converter) valueLimit(attr string) int {
+	for a, n := range c.limits.MaxValueBytesByAttribute {
+		if strings.EqualFold(a, attr) {
+			return n
+		}
+	}
+	if c.limits.MaxValueBytes == 0 {
+		return DefaultMaxValueBytes
+	}
+	return c.limits.MaxValueBytes
+}
+
+// capEntry leaves every certificate value of u unread when the values it
+// would pass on exceed the entry limit together: which of them to drop
+// cannot be chosen fairly.
+func (c converter) capEntry(u *mapping.SourceUser) {
+	limit := c.limits.MaxEntryBytes
+	if limit == 0 {
+		limit = DefaultMaxEntryBytes
+	}
+	total := 0
+	for _, v := range u.Values {
+		total += len(v.Data)
+	}
+	if total <= limit {
+		return
+	}
+	for _, v := range u.Values {
+		u.Unread = append(u.Unread, mapping.UnreadValue{Attribute: v.Attribute, Size: len(v.Data),
+			Reason: fmt.Sprintf("the entry's certificate values hold %d bytes together, more than the %d bytes certsync reads of one entry (limits.maxEntryBytes); this %s value of %d bytes is not read", total, limit, v.Attribute, len(v.Data))})
+	}
+	u.Values = nil
+}
+
 // identityValue is an identity attribute's first value as text: objectSid
 // in its string form ("" when it is not a SID: no SID check is better than
-// a wrong one), the others as they are.
-func identityValue(name string, v []byte) string {
+// a wrong one), proxyAddresses as every value, one a line (the identity
+// check takes each smtp: address as the user's), the others as they are.
+func identityValue(name string, vs [][]byte) string {
+	if strings.EqualFold(name, attrProxyAddresses) {
+		return string(bytes.Join(vs, []byte("\n")))
+	}
+	v := vs[0]
 	if !strings.EqualFold(name, attrObjectSID) {
 		return string(v)
 	}

@@ -32,6 +32,9 @@ type Settings struct {
 	ChangeNotification string       `yaml:"changeNotification"`
 	Bind               BindSettings `yaml:"bind"`
 	TLS                TLSSettings  `yaml:"tls"`
+	// Limits caps a certificate value and an entry's certificate values
+	// (see Limits); zero keeps the defaults.
+	Limits LimitSettings `yaml:"limits"`
 	// AltSecurityIdentities is the target that writes strong certificate
 	// mappings back to this directory's users (Active Directory only).
 	AltSecurityIdentities AltSecuritySettings `yaml:"altSecurityIdentities"`
@@ -49,6 +52,18 @@ type BindSettings struct {
 	Realm        string `yaml:"realm"`
 	SPN          string `yaml:"spn"`
 	Krb5ConfFile string `yaml:"krb5ConfFile"`
+}
+
+// LimitSettings is Limits in the configuration file.
+type LimitSettings struct {
+	MaxValueBytes            int            `yaml:"maxValueBytes"`
+	MaxValueBytesByAttribute map[string]int `yaml:"maxValueBytesByAttribute"`
+	MaxEntryBytes            int            `yaml:"maxEntryBytes"`
+}
+
+// Limits is what Config takes.
+func (l LimitSettings) Limits() Limits {
+	return Limits(l)
 }
 
 // TLSSettings is how the directory's certificate is checked (see TLS).
@@ -132,6 +147,9 @@ func (s Settings) Validate(key string, path func(string) string) error {
 	}
 	if !slices.Contains(WatchModes(), s.ChangeNotification) {
 		return fmt.Errorf("%s.changeNotification: %q is not one of %s", key, s.ChangeNotification, strings.Join(WatchModes(), ", "))
+	}
+	if _, err := s.Limits.Limits().withDefaults(key + ".limits"); err != nil {
+		return err
 	}
 	if err := s.Bind.validate(key+".bind", path); err != nil {
 		return err

@@ -254,6 +254,11 @@ func (ch *checker) check(c *x509.Certificate, sum string) verdict {
 	if r := sidProblem(c, ch.p.AccountSID); r != "" { // sid.go
 		cs = append(cs, cause{RejectSIDMismatch, r})
 	}
+	if code, r, w := identityProblem(c, ch.p.Identity, ch.p.AccountIdentities); code != "" { // identity.go
+		cs = append(cs, cause{code, r})
+	} else if w != "" {
+		vd.warnings = append(vd.warnings, w)
+	}
 	vd.causes = cs
 	return vd
 }

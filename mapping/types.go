@@ -26,6 +26,17 @@ type SourceUser struct {
 	Attributes map[string]string
 	// Values are the raw certificate values, in directory order.
 	Values []RawValue
+	// Unread are certificate values the source saw but did not read
+	// (larger than its limits). What they hold is unknown: a user with any
+	// is changed in no way, never taken as without those certificates.
+	Unread []UnreadValue
+}
+
+// UnreadValue is a certificate value a source left unread, and why.
+type UnreadValue struct {
+	Attribute string
+	Size      int    // bytes
+	Reason    string // names the attribute, the size and the limit
 }
 
 // Attr returns the identity attribute name (case-insensitive) or "".
@@ -83,6 +94,13 @@ type Policy struct {
 	// extension names another account is rejected (RejectSIDMismatch).
 	// "" checks nothing. Not part of the policy's fingerprint.
 	AccountSID string `json:"-"`
+	// Identity is the identity check (IdentityMatch, IdentityMatchNamed,
+	// IdentityOff; "" is off): a certificate must name one of
+	// AccountIdentities (identity.go).
+	Identity string
+	// AccountIdentities are the user's identities (UserIdentities), set
+	// per user by the caller. Not part of the policy's fingerprint.
+	AccountIdentities []string `json:"-"`
 }
 
 // Certificate is one accepted certificate.
@@ -112,6 +130,8 @@ const (
 	// RejectRevocationUnknown: the issuing CA has no usable CRL and
 	// RevocationUnavailable is not RevocationKeep.
 	RejectRevocationUnknown = "revocation-unknown"
+	// RejectTooLarge: the source did not read the value (SourceUser.Unread).
+	RejectTooLarge = "too-large"
 )
 
 // Rejection is one certificate (or undecodable value) not published, and why.

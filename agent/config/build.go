@@ -29,6 +29,7 @@ func (c *Config) MappingPolicy() (mapping.Policy, error) {
 		// pass (and kept until the CAs publish again).
 		CheckRevocation:       c.Policy.CheckRevocation,
 		RevocationUnavailable: c.Policy.RevocationUnavailable,
+		Identity:              c.Policy.Identity,
 	}, nil
 }
 
@@ -60,6 +61,7 @@ func (c *Config) LDAPConfig(i int, identity, certificates []string) (ldapsrc.Con
 		PageSize:              s.PageSize,
 		ChangeTracking:        s.ChangeTracking,
 		ChangeNotification:    s.ChangeNotification,
+		Limits:                s.Limits.Limits(),
 		Bind: ldapsrc.Bind{Method: s.Bind.Method, Username: s.Bind.Username, Password: pw.Reveal(),
 			Keytab: c.Path(s.Bind.KeytabFile), CCache: c.Path(s.Bind.CCacheFile), Realm: s.Bind.Realm, SPN: s.Bind.SPN, Krb5Conf: c.Path(s.Bind.Krb5ConfFile)},
 		TLS: ldapsrc.TLS{RootCAs: roots, ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.DangerouslySkipVerify},

@@ -70,6 +70,9 @@ type Policy struct {
 	// keep | reject: what to do with a certificate whose CA's CRL cannot
 	// be read or is past its nextUpdate.
 	RevocationUnavailable string `yaml:"revocationUnavailable"`
+	// match | matchNamed | off: must a certificate name the user it sits
+	// on (mapping.IdentityMatch)? Default match.
+	Identity string `yaml:"identity"`
 }
 
 type State struct {
@@ -79,6 +82,8 @@ type State struct {
 type Schedule struct {
 	Interval     time.Duration `yaml:"interval"`
 	FullInterval time.Duration `yaml:"fullInterval"`
+	// PassTimeout bounds one pass; a pass past it fails. Default 30m.
+	PassTimeout time.Duration `yaml:"passTimeout"`
 }
 
 type Safety struct {
@@ -265,11 +270,17 @@ func (c *Config) Defaults() {
 	if p.RevocationUnavailable == "" {
 		p.RevocationUnavailable = mapping.RevocationKeep
 	}
+	if p.Identity == "" {
+		p.Identity = mapping.IdentityMatch
+	}
 	if c.State.Path == "" {
 		c.State.Path = DefaultStatePath()
 	}
 	if c.Schedule.Interval == 0 {
 		c.Schedule.Interval = 5 * time.Minute
+	}
+	if c.Schedule.PassTimeout == 0 {
+		c.Schedule.PassTimeout = 30 * time.Minute
 	}
 	if c.Schedule.FullInterval == 0 {
 		c.Schedule.FullInterval = 24 * time.Hour
@@ -387,6 +398,9 @@ func (c *Config) validatePolicy() error {
 	if p.RevocationUnavailable != mapping.RevocationKeep && p.RevocationUnavailable != mapping.RevocationReject {
 		return keyErr("policy.revocationUnavailable", fmt.Sprintf("%q is not one of %s, %s", p.RevocationUnavailable, mapping.RevocationKeep, mapping.RevocationReject))
 	}
+	if !slices.Contains(mapping.IdentityModes(), p.Identity) {
+		return keyErr("policy.identity", fmt.Sprintf("%q is not one of %s", p.Identity, strings.Join(mapping.IdentityModes(), ", ")))
+	}
 	return nil
 }
 
@@ -396,6 +410,9 @@ func (c *Config) validateRest() error {
 	}
 	if c.Schedule.Interval < time.Second {
 		return keyErr("schedule.interval", fmt.Sprintf("%s is shorter than 1s", c.Schedule.Interval))
+	}
+	if c.Schedule.PassTimeout < time.Second {
+		return keyErr("schedule.passTimeout", fmt.Sprintf("%s is shorter than 1s", c.Schedule.PassTimeout))
 	}
 	if c.Schedule.FullInterval < c.Schedule.Interval {
 		return keyErr("schedule.fullInterval", fmt.Sprintf("%s is shorter than schedule.interval (%s)", c.Schedule.FullInterval, c.Schedule.Interval))

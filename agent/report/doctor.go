@@ -16,7 +16,7 @@ type Check struct {
 // WriteChecks prints the doctor's checks, one line each, with the fix
 // under any that is not ok; it returns how many failed.
 func WriteChecks(w io.Writer, checks []Check) (failed int) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(terminal{w}, 2, 4, 2, ' ', 0)
 	for _, c := range checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(c.Status), c.Area, c.Name, oneLine(c.Detail))
 		if c.Fix != "" && c.Status != "ok" {

@@ -320,7 +320,7 @@ func WriteJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 
 // WriteTable prints a plan for people: one block per user, then a summary.
 func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(terminal{w}, 2, 4, 2, ' ', 0)
 	verb := "Plan"
 	if !dryRun {
 		verb = "Pass"

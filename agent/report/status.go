@@ -109,6 +109,7 @@ func WriteStatus(out io.Writer, format string, r Status) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
+	out = terminal{out}
 	fmt.Fprintf(out, "State file: %s (%d users)\n", r.StatePath, r.Users)
 	if lp := r.LastPass; lp == nil {
 		fmt.Fprintln(out, "Last pass: none yet")

@@ -81,6 +81,7 @@ func newADWorld(t testing.TB, dc *ldaptest.Samba, people []adPerson, bind, extra
 	t.Helper()
 	w := &adWorld{world: &world{t: t, dir: t.TempDir(), cloudIDs: map[string]string{}}, dc: dc,
 		dept: fmt.Sprintf("e2e-%d", time.Now().UnixNano()), dns: map[string]string{}, guids: map[string][]byte{}, certs: map[string][][]byte{}, bindYML: bind, extra: extra}
+	w.mailDomain = w.dept + ".test"
 	root, err := pkitest.NewRootCA("AD E2E Root CA")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/certsync/certsync/ldapsrc"
 	"github.com/certsync/certsync/ldapsrc/ldaptest"
+	"github.com/certsync/certsync/mapping"
 	"github.com/certsync/certsync/mapping/pkitest"
 )
 
@@ -52,7 +53,7 @@ log: {level: warn, format: json}
 // issue makes a certificate of the world's issuing CA for name.
 func (w *adWorld) issue(name string, o pkitest.LeafOptions) []byte {
 	w.t.Helper()
-	o.CommonName, o.Email = name, name+"@example.test"
+	o.CommonName, o.Email = name, name+"@"+w.mailDomain
 	c, _, err := w.issuing.Issue(o)
 	if err != nil {
 		w.t.Fatal(err)
@@ -190,12 +191,13 @@ func TestADAltSecurityIdentities(t *testing.T) {
 			t.Fatalf("fay holds %d values, report %+v; want 5 written and 1 dropped", len(got), at)
 		}
 	})
-	t.Run("a value on two users is refused for both", func(t *testing.T) {
-		for _, n := range []string{"gus", "hal"} {
-			at := targetOf(user(r, n), altsec)
-			if len(w.altsec(n)) != 0 || at.Status != "skipped" || !strings.Contains(at.Problem, "wanted for 2 users") {
-				t.Fatalf("%s: holds %v, report %+v; want nothing written and the conflict named", n, w.altsec(n), at)
-			}
+	t.Run("a certificate on two users is the one's it names (policy.identity)", func(t *testing.T) {
+		if at := targetOf(user(r, "gus"), altsec); len(w.altsec("gus")) != 1 || at.Status != "applied" {
+			t.Fatalf("gus: holds %v, report %+v; want his certificate's mapping", w.altsec("gus"), at)
+		}
+		hal := user(r, "hal")
+		if len(w.altsec("hal")) != 0 || len(hal.Rejected) != 1 || hal.Rejected[0].Code != mapping.RejectIdentityMismatch {
+			t.Fatalf("hal: holds %v, rejected %+v; want gus's certificate rejected for him", w.altsec("hal"), hal.Rejected)
 		}
 	})
 	t.Run("a value another entry holds is refused, naming it", func(t *testing.T) {

@@ -48,19 +48,22 @@ func TestMain(m *testing.M) {
 
 // world is one test's directory, cloud and configuration.
 type world struct {
-	t        testing.TB
-	dir      string
-	cfg      string
-	slapd    *ldaptest.Slapd
-	graph    *graphtest.Server
-	root     *pkitest.CA
-	issuing  *pkitest.CA
-	foreign  *pkitest.CA
-	cloudIDs map[string]string   // uid → cloud user id
-	exo      *exotest.Server     // nil unless withExchange
-	ldapCert map[string][][]byte // uid → userCertificate values
-	smime    map[string][][]byte // uid → userSMIMECertificate values (PKCS#7 blobs)
-	boxIDs   map[string]string   // uid → mailbox ExternalDirectoryObjectId
+	t testing.TB
+	// mailDomain is the domain of the users' mail, which their
+	// certificates name (policy.identity); "" is example.test.
+	mailDomain string
+	dir        string
+	cfg        string
+	slapd      *ldaptest.Slapd
+	graph      *graphtest.Server
+	root       *pkitest.CA
+	issuing    *pkitest.CA
+	foreign    *pkitest.CA
+	cloudIDs   map[string]string   // uid → cloud user id
+	exo        *exotest.Server     // nil unless withExchange
+	ldapCert   map[string][][]byte // uid → userCertificate values
+	smime      map[string][][]byte // uid → userSMIMECertificate values (PKCS#7 blobs)
+	boxIDs     map[string]string   // uid → mailbox ExternalDirectoryObjectId
 }
 
 type person struct {
@@ -253,7 +256,11 @@ log: {level: warn, format: json}
 
 func (w *world) leaf(uid string, notBefore time.Time, expired bool) []byte {
 	w.t.Helper()
-	o := pkitest.LeafOptions{CommonName: uid, Email: uid + "@example.test", NotBefore: notBefore}
+	domain := w.mailDomain
+	if domain == "" {
+		domain = "example.test"
+	}
+	o := pkitest.LeafOptions{CommonName: uid, Email: uid + "@" + domain, NotBefore: notBefore}
 	if expired {
 		o.NotAfter = notBefore.AddDate(1, 0, 0)
 	}
@@ -611,6 +618,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 
 func TestCloudRefusalIsReportedAndNotRecorded(t *testing.T) {
 	w := newWorld(t, basicPeople(), "")
+	// zed holds alice's certificate so that the cloud refuses it: the
+	// identity check, which would refuse it first, is off here.
+	w.replaceInConfig("  issuingCAFile: issuing.pem\n", "  issuingCAFile: issuing.pem\n  identity: off\n")
 	w.syncJSON(0)
 	// zed turns up with a copy of alice's certificate: the binding is
 	// already alice's, and Graph keeps certificateUserIds unique per tenant.

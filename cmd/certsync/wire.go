@@ -70,6 +70,7 @@ func newObservedRunner(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, 
 		Sources: sources, StatePath: cfg.State.Path, Targets: targets, Policy: pol, Log: log,
 		Safety:       agent.Safety{MaxDeletes: *cfg.Safety.MaxDeletes, MaxDeletePercent: *cfg.Safety.MaxDeletePercent},
 		FullInterval: cfg.Schedule.FullInterval,
+		PassTimeout:  cfg.Schedule.PassTimeout,
 	}
 	if m != nil {
 		observe = append(observe, m.ObservePass)

@@ -95,6 +95,8 @@ type LeafOptions struct {
 	UnknownEKUs []asn1.ObjectIdentifier
 	// Serial overrides the random serial number.
 	Serial *big.Int
+	// SubjectNames are added to the subject (emailAddress, ...).
+	SubjectNames []pkix.AttributeTypeAndValue
 	// Extensions are added as they are (SIDExtension, ...).
 	Extensions []pkix.Extension
 	// SHA1 signs the certificate with SHA-1 (ECDSA-SHA1 or SHA1-RSA, as
@@ -137,7 +139,7 @@ func (ca *CA) Issue(o LeafOptions) (*x509.Certificate, crypto.Signer, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:       serial,
 		ExtraExtensions:    o.Extensions,
-		Subject:            pkix.Name{CommonName: o.CommonName, Organization: []string{"certsync test"}},
+		Subject:            pkix.Name{CommonName: o.CommonName, Organization: []string{"certsync test"}, ExtraNames: o.SubjectNames},
 		NotBefore:          nb,
 		NotAfter:           na,
 		KeyUsage:           x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
