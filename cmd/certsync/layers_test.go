@@ -37,6 +37,8 @@ func TestLayers(t *testing.T) {
 		"agent/config": {"agent", "ldapsrc", "cloudsink", "mapping"},
 		// Reports show plans; they print objectGUIDs as ldapsrc does.
 		"agent/report": {"agent", "ldapsrc", "mapping"},
+		// The doctor asks each side what would stop a pass.
+		"agent/doctor": {"agent", "agent/config", "agent/report", "ldapsrc", "cloudsink"},
 		// Metrics count what the agent reports about its passes.
 		"agent/metrics": {"agent"},
 		// The service manager protocol knows nothing of certsync.
