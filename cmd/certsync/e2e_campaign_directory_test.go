@@ -81,3 +81,57 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestADRestartedMidPageRemovesNothing restarts the Samba DC while
+// certsync reads the middle of a page of users (once: a restart takes
+// seconds). The pass fails with a clear error and writes nothing; the
+// next one, against the DC back up, does the work.
+func TestADRestartedMidPageRemovesNothing(t *testing.T) {
+	dc := domainController(t)
+	var people []adPerson
+	for i := 0; i < 24; i++ {
+		people = append(people, adPerson{fmt.Sprintf("r%02d", i), 1, 0})
+	}
+	w := newADWorld(t, dc, people, "", "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	w.sourceKeys = []string{"pageSize: 5"}
+	proxy := ldaptest.StartProxy(t, strings.TrimPrefix(dc.URL, "ldap://"))
+	w.writeConfig(proxy.URL())
+	w.syncJSON(0)
+	full := proxy.Sent()
+	before := w.cloudSnapshot()
+	admin := dc.Admin(t)
+	req := ldap.NewModifyRequest(w.dns["r03"], nil)
+	req.Delete("userCertificate", nil)
+	if err := admin.Modify(req); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin.Close()
+
+	w.graph.ResetRequests()
+	var restart time.Duration
+	proxy.Trigger(full/2, func() {
+		start := time.Now()
+		if err := dc.Restart(); err != nil {
+			t.Errorf("restarting samba: %v\n%s", err, dc.LogTail())
+		}
+		restart = time.Since(start)
+	})
+	code, out, errOut := w.run("sync", "--output", "json")
+	if proxy.Fired() != 1 {
+		t.Fatalf("the restart never fired (a pass reads %d bytes): the test proves nothing", full)
+	}
+	if code != 1 || !strings.Contains(errOut, "nothing will be changed") {
+		t.Fatalf("a pass whose DC restarted mid-read: exit %d, want 1 and a clear error\nstdout:\n%s\nstderr:\n%s", code, campaignTail(out), campaignTail(errOut))
+	}
+	t.Logf("samba restarted (in %s) after %d of %d bytes: %s", restart, full/2, full, lastLine(errOut))
+	if n, _ := w.patches(); n != 0 {
+		t.Fatalf("%d PATCH sent by a pass whose DC restarted mid-read", n)
+	}
+	w.sameCloud("after the restart pass", before)
+
+	r := w.syncJSON(0)
+	if r.Summary.ValuesRemoved != 1 || len(w.cloudValues("r03")) != 0 {
+		t.Fatalf("the pass after the restart: %+v, r03 %v", r.Summary, w.cloudValues("r03"))
+	}
+	w.sameCloud("after the next pass", before, "r03")
+}
