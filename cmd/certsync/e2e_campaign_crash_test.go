@@ -83,6 +83,7 @@ func TestCampaignCrashAnywhere(t *testing.T) {
 			t.Fatalf("trial %d, killed at %s: %d values lost, %d accounts differ, e.g. %v", trial, at, lost, len(diffs), diffs[:min(len(diffs), 5)])
 		}
 		audit := auditWrites(w.initialWrites(people), front.Writes())
+		t.Logf("trial %d: kill at %s (mid-pass %v), then a clean pass; %d writes applied so far", trial, at, wasKilled, audit.writes)
 		if len(audit.twice) > 0 || audit.redundant > 0 {
 			t.Fatalf("trial %d, killed at %s: written twice: %d values added twice (%v), %d redundant writes",
 				trial, at, len(audit.twice), audit.twice[:min(len(audit.twice), 5)], audit.redundant)
