@@ -55,7 +55,7 @@ func TestLayers(t *testing.T) {
 	}
 	// The test harnesses: only the demo and other harnesses may import them
 	// outside _test.go files, so the agent's code paths never link them.
-	harnesses := []string{"ldapsrc/ldaptest", "ldapsrc/ldapmem", "cloudsink/graphtest", "cloudsink/exotest", "mapping/pkitest"}
+	harnesses := []string{"ldapsrc/ldaptest", "ldapsrc/ldapmem", "cloudsink/graphtest", "cloudsink/exotest", "cloudsink/faulttest", "mapping/pkitest"}
 	const demoPkg, mainPkg, demoFile = "agent/demo", "cmd/certsync", "demo.go"
 	forbiddenInMapping := []string{"net", "net/http", "os", "os/exec", "io/ioutil", "time/tzdata"}
 
