@@ -41,6 +41,7 @@ type boltMeta struct {
 	pageSize uint32
 	pgid     uint64 // pages in use: the file must hold at least this many
 	txid     uint64
+	root     uint64 // the root bucket's page
 }
 
 // readMeta decodes the meta page at off; ok is false when it is not a
@@ -63,6 +64,7 @@ func readMeta(f io.ReaderAt, off int64) (boltMeta, bool) {
 		pageSize: binary.LittleEndian.Uint32(m[8:12]),
 		pgid:     binary.LittleEndian.Uint64(m[40:48]),
 		txid:     binary.LittleEndian.Uint64(m[48:56]),
+		root:     binary.LittleEndian.Uint64(m[16:24]),
 	}, true
 }
 
@@ -119,7 +121,89 @@ func checkDamage(path string) error {
 	if need := int64(meta.pgid) * int64(meta.pageSize); size < need {
 		return damaged(path, fmt.Sprintf("it holds %d bytes where its header says %d (%d pages of %d): it was cut short", size, need, meta.pgid, meta.pageSize))
 	}
+	w := treeWalk{f: f, pageSize: int64(meta.pageSize), pages: meta.pgid, seen: map[uint64]bool{}}
+	if why := w.page(meta.root, 0); why != "" {
+		return damaged(path, why)
+	}
 	return nil
+}
+
+// treeWalk follows the B+tree's page references (branch children, and
+// the roots of nested buckets) from the file itself, before bbolt does:
+// bbolt's cursor descends a branch page that points back up the tree
+// for ever.
+type treeWalk struct {
+	f        io.ReaderAt
+	pageSize int64
+	pages    uint64 // pages in use
+	seen     map[uint64]bool
+}
+
+// bbolt's page flags and the leaf element flag of a nested bucket.
+const (
+	boltBranchPage = 0x01
+	boltLeafPage   = 0x02
+	boltBucketLeaf = 0x01
+	boltElement    = 16 // branch and leaf elements are both 16 bytes
+	boltMaxDepth   = 64 // far above any real tree's height
+)
+
+// page checks the page id and what it references; it returns why the
+// file is damaged, or "".
+func (w *treeWalk) page(id uint64, depth int) string {
+	switch {
+	case id < 2 || id >= w.pages:
+		return fmt.Sprintf("a page refers to page %d, outside the %d pages in use", id, w.pages)
+	case w.seen[id]:
+		return fmt.Sprintf("page %d is referred to twice: its pages form a cycle", id)
+	case depth > boltMaxDepth:
+		return fmt.Sprintf("its tree is over %d pages deep", boltMaxDepth)
+	}
+	w.seen[id] = true
+	hdr := make([]byte, boltPageHeader)
+	if _, err := w.f.ReadAt(hdr, int64(id)*w.pageSize); err != nil {
+		return fmt.Sprintf("page %d cannot be read (%v)", id, err)
+	}
+	flags := binary.LittleEndian.Uint16(hdr[8:10])
+	count := int64(binary.LittleEndian.Uint16(hdr[10:12]))
+	overflow := uint64(binary.LittleEndian.Uint32(hdr[12:16]))
+	if id+overflow >= w.pages {
+		return fmt.Sprintf("page %d runs past the %d pages in use", id, w.pages)
+	}
+	buf := make([]byte, int64(overflow+1)*w.pageSize)
+	if _, err := w.f.ReadAt(buf, int64(id)*w.pageSize); err != nil {
+		return fmt.Sprintf("page %d cannot be read (%v)", id, err)
+	}
+	if boltPageHeader+count*boltElement > int64(len(buf)) {
+		return fmt.Sprintf("page %d claims %d elements, more than it holds", id, count)
+	}
+	for i := range count {
+		e := buf[boltPageHeader+i*boltElement:]
+		switch flags {
+		case boltBranchPage:
+			if why := w.page(binary.LittleEndian.Uint64(e[8:16]), depth+1); why != "" {
+				return why
+			}
+		case boltLeafPage:
+			if binary.LittleEndian.Uint32(e[0:4])&boltBucketLeaf == 0 {
+				continue
+			}
+			pos, ksize := int64(binary.LittleEndian.Uint32(e[4:8])), int64(binary.LittleEndian.Uint32(e[8:12]))
+			at := boltPageHeader + i*boltElement + pos + ksize
+			if at+8 > int64(len(buf)) {
+				return fmt.Sprintf("page %d has a bucket element outside it", id)
+			}
+			// An inline bucket (root 0) lives in the value itself.
+			if root := binary.LittleEndian.Uint64(buf[at : at+8]); root != 0 {
+				if why := w.page(root, depth+1); why != "" {
+					return why
+				}
+			}
+		default:
+			return fmt.Sprintf("page %d is referred to as part of the tree but is not a branch or leaf page (flags 0x%x)", id, flags)
+		}
+	}
+	return ""
 }
 
 func damaged(path, why string) error {
