@@ -18,12 +18,19 @@ import (
 
 // Apply writes a plan to the cloud and records in the state what the
 // cloud confirmed. A plan over the deletion limit applies nothing and
-// returns ErrDeletionLimit unless allowDeletes. Per-user failures do not
-// stop the pass: they are set on the plan's targets (Err) and counted.
-func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
-	if p.Guard.Tripped && !allowDeletes {
-		a.record(p, "refused", p.Guard.Reason)
-		return fmt.Errorf("agent: %w: %s; nothing was applied (run once with --allow-deletes to accept)", ErrDeletionLimit, p.Guard.Reason)
+// returns ErrDeletionLimit unless allowDeletes accepts as many users losing
+// values as it strips (the admin's --allow-deletes=N: a bound, so a plan
+// that grew after the dry run the admin read is still refused). Per-user
+// failures do not stop the pass: they are set on the plan's targets (Err)
+// and counted.
+func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
+	if p.Guard.Tripped && p.Guard.UsersRemoving > allowDeletes {
+		why := p.Guard.Reason
+		if allowDeletes > 0 {
+			why = fmt.Sprintf("%d users would lose certificates, more than --allow-deletes=%d accepts; %s", p.Guard.UsersRemoving, allowDeletes, why)
+		}
+		a.record(p, "refused", why)
+		return fmt.Errorf("agent: %w: %s; nothing was applied (check the dry run, then run once with --allow-deletes=%d to accept)", ErrDeletionLimit, why, p.Guard.UsersRemoving)
 	}
 
 	// Record the intent before writing: if certsync dies between the
@@ -103,7 +110,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 			a.log.Info("change-tracking watermark not advanced", zap.String("source", source), zap.String("reason", why))
 		}
 	}
-	a.noteRemovals(p, p.Guard.Tripped && allowDeletes, commit.Meta)
+	a.noteRemovals(p, p.Guard.Tripped, commit.Meta)
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}

@@ -164,7 +164,7 @@ func TestGuardStopsTheWholePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ag.Apply(context.Background(), p, false); !errors.Is(err, ErrDeletionLimit) {
+	if err := ag.Apply(context.Background(), p, 0); !errors.Is(err, ErrDeletionLimit) {
 		t.Fatalf("want ErrDeletionLimit, got %v", err)
 	}
 	if f.graph.Writes() != writes {
@@ -222,7 +222,7 @@ func TestFailedWriteKeepsIntentUnlessRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.graph.Fail(100, tc.status)
-			if err := ag.Apply(context.Background(), p, false); err != nil {
+			if err := ag.Apply(context.Background(), p, 0); err != nil {
 				t.Fatal(err)
 			}
 			if tp := p.Users[0].Targets[0]; tp.Err == nil || tp.Applied {

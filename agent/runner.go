@@ -90,8 +90,9 @@ type PassOptions struct {
 	// to the state file (which is opened read-only, or not at all when it
 	// does not exist yet).
 	DryRun bool
-	// AllowDeletes lets this pass exceed the deletion limit.
-	AllowDeletes bool
+	// AllowDeletes lets this pass exceed the deletion limit by stripping
+	// values from up to this many users (0: not at all).
+	AllowDeletes int
 }
 
 // Pass opens the state file and the directories, plans and, unless a dry
@@ -99,6 +100,10 @@ type PassOptions struct {
 // applying failed or a directory could not be read, so the caller can
 // show what happened; the error is the pass's.
 func (r *Runner) Pass(ctx context.Context, o PassOptions) (*Plan, error) {
+	if o.AllowDeletes < 0 {
+		// A bare --allow-deletes: a bound the admin has not read is none.
+		return nil, errors.New("--allow-deletes needs the number of users you accept losing certificates: run with --dry-run and pass the number it shows, as --allow-deletes=N")
+	}
 	if r.cfg.PassTimeout > 0 {
 		timedOut := fmt.Errorf("agent: the pass took longer than schedule.passTimeout (%s) and was stopped", r.cfg.PassTimeout)
 		var cancel context.CancelFunc
