@@ -173,8 +173,16 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 		case t.CloudID != "":
 			// Confirmed, or nothing to write: the diff's Owned is now true.
 			tr = state.TargetRecord{CloudID: t.CloudID, Values: t.Change.Owned, Kept: intersect(t.Desired, t.Change.Unowned)}
+		case u.Departed && t.gone && (tr.GoneSince.IsZero() || a.now().Sub(tr.GoneSince) < deletedRetention):
+			// The account is deleted, but a deleted account can be
+			// restored with its values: they stay ours, so that a later
+			// pass finds it back and withdraws them.
+			if tr.GoneSince.IsZero() {
+				tr.GoneSince = a.now()
+			}
 		case u.Departed:
-			// The cloud account is gone: nothing of ours is left there.
+			// The cloud account is gone for good, or was never written
+			// to: nothing of ours is left there.
 			tr = state.TargetRecord{}
 		}
 		if len(tr.Values) == 0 && len(tr.Pending) == 0 && len(tr.Kept) == 0 {
@@ -196,6 +204,14 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 	}
 	return rec, len(rec.Targets) > 0 || rec.Problem != ""
 }
+
+// deletedRetention is how long a deleted account can be restored: Entra ID
+// keeps deleted users in its deleted items for 30 days, then deletes them
+// permanently (https://learn.microsoft.com/graph/api/resources/directory).
+// A departed user's values on a deleted account stay in the state that
+// long (TargetRecord.GoneSince), so a restore brings back values certsync
+// still owns and withdraws.
+const deletedRetention = 30 * 24 * time.Hour
 
 // retryLater names a user of source whose outcome may change by trying
 // again (a failed lookup, a write that failed for a passing reason, a

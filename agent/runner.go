@@ -78,7 +78,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		r.log.Warn("policy.identity is off: a certificate is published for whichever user it sits on, even when it names someone else; a user who can write their own certificate attribute can take a colleague's certificate sign-in")
 	}
 	if cfg.Safety.MaxDeletes == 0 && cfg.Safety.MaxDeletePercent == 0 {
-		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both 0; a pass may withdraw every user's certificates")
+		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both unlimited; a pass may withdraw every user's certificates")
 	}
 	return r, nil
 }
