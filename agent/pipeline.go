@@ -34,7 +34,7 @@ type pipeline struct {
 // judgeBatch is a run of users judged by one worker.
 type judgeBatch struct {
 	users  []mapping.SourceUser
-	js    []judgement
+	js     []judgement
 	judged chan struct{} // closed when js is complete
 }
 

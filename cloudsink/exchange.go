@@ -234,8 +234,17 @@ func (x *Exchange) invokeAt(ctx context.Context, cmdlet string, body []byte, tar
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("cloudsink: exchange: %s: %w", what, ctx.Err())
 			}
-			// Not retried: a write whose answer was lost may have landed,
-			// and the caller must learn that it does not know.
+			// A read whose answer was lost is asked again: that changes
+			// nothing. A write is not: it may have landed, and the caller
+			// must learn that it does not know.
+			if strings.HasPrefix(cmdlet, "Get-") && attempt < x.maxAttempts {
+				wait := x.backoffFor(attempt)
+				x.log.Info("exchange: retrying a read after a lost answer", zap.String("call", what), zap.Error(err),
+					zap.Duration("wait", wait), zap.Int("attempt", attempt+1), zap.Int("maxAttempts", x.maxAttempts))
+				if sleep(ctx, wait) == nil {
+					continue
+				}
+			}
 			return nil, errFatal{fmt.Errorf("cloudsink: exchange: %s: %w", what, err)}
 		}
 		raw, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

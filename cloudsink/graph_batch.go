@@ -171,6 +171,16 @@ func (g *Graph) send(ctx context.Context, reqs []batchRequest) []outcome {
 			items[n] = reqs[i]
 		}
 		got, err := g.postBatch(ctx, items)
+		if err != nil && readsOnly(items) && transportError(err) && ctx.Err() == nil && attempt < g.maxAttempts {
+			// The answer to reads was lost on the way (the connection
+			// dropped): asking again changes nothing in the tenant.
+			wait := g.backoffFor(attempt)
+			g.log.Info("graph: retrying $batch of reads after a lost answer", zap.Error(err),
+				zap.Duration("wait", wait), zap.Int("attempt", attempt+1), zap.Int("maxAttempts", g.maxAttempts))
+			if sleep(ctx, wait) == nil {
+				continue
+			}
+		}
 		if err != nil {
 			for _, i := range pending {
 				outs[i].err = err
@@ -316,4 +326,21 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// readsOnly: every item of the $batch is a GET.
+func readsOnly(items []batchRequest) bool {
+	for _, it := range items {
+		if it.Method != http.MethodGet {
+			return false
+		}
+	}
+	return len(items) > 0
+}
+
+// transportError: the request got no answer from the service (the
+// connection failed or dropped), as opposed to an answer that refused it.
+func transportError(err error) bool {
+	var e *Error
+	return !errors.As(err, &e)
 }

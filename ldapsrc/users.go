@@ -215,6 +215,12 @@ func (s *Source) searchRefs(ctx context.Context, conn *ldap.Conn, req *ldap.Sear
 		controls = append(controls, resp.Controls()...)
 	}
 	if err := resp.Err(); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+			// The entries up to the limit are what a size-limited search
+			// (the certificate probe) asked for; the error still says
+			// the answer is not all there is.
+			return entries, controls, refs, err
+		}
 		return nil, nil, nil, err
 	}
 	// SearchAsync reports a cancelled context, and a search on a connection

@@ -100,9 +100,16 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("state: create directory for %s: %w", path, err)
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
+	db, err := openBolt(path, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
+	if errors.Is(err, ErrDamaged) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, openError(path, timeout, opts.ReadOnly, err)
+	}
+	if err := checkPages(db, path); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
 	if err := s.checkSchema(opts.ReadOnly); err != nil {

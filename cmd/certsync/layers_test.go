@@ -37,6 +37,8 @@ func TestLayers(t *testing.T) {
 		"agent/config": {"agent", "ldapsrc", "cloudsink", "mapping"},
 		// Reports show plans; they print objectGUIDs as ldapsrc does.
 		"agent/report": {"agent", "ldapsrc", "mapping"},
+		// The doctor asks each side what would stop a pass.
+		"agent/doctor": {"agent", "agent/config", "agent/report", "ldapsrc", "cloudsink"},
 		// Metrics count what the agent reports about its passes.
 		"agent/metrics": {"agent"},
 		// The service manager protocol knows nothing of certsync.
@@ -53,7 +55,7 @@ func TestLayers(t *testing.T) {
 	}
 	// The test harnesses: only the demo and other harnesses may import them
 	// outside _test.go files, so the agent's code paths never link them.
-	harnesses := []string{"ldapsrc/ldaptest", "ldapsrc/ldapmem", "cloudsink/graphtest", "cloudsink/exotest", "mapping/pkitest"}
+	harnesses := []string{"ldapsrc/ldaptest", "ldapsrc/ldapmem", "cloudsink/graphtest", "cloudsink/exotest", "cloudsink/faulttest", "mapping/pkitest"}
 	const demoPkg, mainPkg, demoFile = "agent/demo", "cmd/certsync", "demo.go"
 	forbiddenInMapping := []string{"net", "net/http", "os", "os/exec", "io/ioutil", "time/tzdata"}
 

@@ -210,21 +210,12 @@ func (s *Samba) writePKI(dir string) (err error) {
 // start runs samba in the namespace, opens the forwarders, writes
 // krb5.conf and waits until an LDAPS bind as Administrator works.
 func (s *Samba) start() error {
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
+	if err := os.WriteFile(s.logPath, nil, 0o600); err != nil {
 		return err
 	}
-	defer logFile.Close()
-	cmd := netnsCommand(s.Netns, findTool("samba"), "-s", s.smbConf, "-i", "-M", "single", "--no-process-group")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start samba: %w", err)
+	if err := s.launch(); err != nil {
+		return err
 	}
-	s.cmd = cmd
-	go func() {
-		s.exitErr = cmd.Wait()
-		close(s.exited)
-	}()
 
 	for _, port := range []struct {
 		inner string
@@ -262,7 +253,50 @@ func (s *Samba) start() error {
 	if err := os.WriteFile(s.Krb5Conf, []byte(krb5), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", s.Krb5Conf, err)
 	}
+	return s.waitReady()
+}
 
+// launch starts the samba process in the namespace.
+func (s *Samba) launch() error {
+	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := netnsCommand(s.Netns, findTool("samba"), "-s", s.smbConf, "-i", "-M", "single", "--no-process-group")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start samba: %w", err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	go func() {
+		s.exitErr = cmd.Wait()
+		close(exited)
+	}()
+	return nil
+}
+
+// Restart stops the samba process (SIGTERM) and starts it again in the
+// same namespace, behind the same forwarders, as restarting the service
+// would: open connections are cut, URL and LDAPSURL stay. It returns when
+// the DC answers again.
+func (s *Samba) Restart() error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(sambaStopTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+	if err := s.launch(); err != nil {
+		return err
+	}
+	return s.waitReady()
+}
+
+// waitReady waits until an LDAPS bind as Administrator works.
+func (s *Samba) waitReady() error {
 	deadline := time.Now().Add(sambaStartTimeout)
 	for {
 		select {

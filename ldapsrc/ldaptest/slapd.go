@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,6 +54,10 @@ type Slapd struct {
 	Dir           string // config, database and slapd.log
 
 	access []string
+	bin    string     // the slapd binary
+	mu     sync.Mutex // guards proc and exited (Restart)
+	proc   *exec.Cmd  // the running slapd
+	exited chan error // gets proc's exit
 }
 
 const (
@@ -111,7 +116,7 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		t.Fatalf("ldaptest: slapadd -q -f %s -l %s: %v\n%s", conf, seed, err, out)
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.start(t, slapdBin, conf)
+		err := s.start(t, slapdBin)
 		if err == nil {
 			return s
 		}
@@ -126,25 +131,43 @@ var errPortTaken = errors.New("port taken")
 // start launches slapd on two free loopback ports and waits until it
 // answers a StartTLS bind. Another process may grab a port between the
 // probe and slapd's bind: that returns errPortTaken, and the caller retries.
-func (s *Slapd) start(t testing.TB, slapdBin, conf string) error {
+func (s *Slapd) start(t testing.TB, slapdBin string) error {
 	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", ports[0])
 	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ports[1])
+	s.bin = slapdBin
+	if err := os.WriteFile(filepath.Join(s.Dir, slapdLogName), nil, 0o600); err != nil {
+		return err
+	}
+	if err := s.launch(); err != nil {
+		return err
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("ldaptest: %v", err)
+		}
+	})
+	return nil
+}
+
+// launch runs slapd on s.URL and s.LDAPSURL and waits until it answers.
+func (s *Slapd) launch() error {
+	conf := filepath.Join(s.Dir, "slapd.conf")
 	logPath := filepath.Join(s.Dir, slapdLogName)
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
 	// -d 0 keeps slapd in the foreground, so it is our child and its
 	// messages go to stderr.
-	cmd := exec.Command(slapdBin, "-f", conf, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
+	cmd := exec.Command(s.bin, "-f", conf, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "0")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("%s: %w", slapdBin, err)
+		return fmt.Errorf("%s: %w", s.bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -171,16 +194,48 @@ func (s *Slapd) start(t testing.TB, slapdBin, conf string) error {
 			return fmt.Errorf("slapd did not answer on %s within %s (%v); %s:\n%s", s.URL, startTimeout, probeErr, logPath, out)
 		}
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(stopTimeout):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("ldaptest: slapd did not stop within %s after SIGTERM; killed", stopTimeout)
+	s.mu.Lock()
+	s.proc, s.exited = cmd, exited
+	s.mu.Unlock()
+	return nil
+}
+
+// stop ends slapd with SIGTERM (SIGKILL after stopTimeout).
+func (s *Slapd) stop() error {
+	s.mu.Lock()
+	cmd, exited := s.proc, s.exited
+	s.proc = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("slapd did not stop within %s after SIGTERM; killed", stopTimeout)
+	}
+}
+
+// Restart stops slapd and starts it again on the same ports and database,
+// as an admin restarting the service would: open connections are cut.
+func (s *Slapd) Restart() error {
+	if err := s.stop(); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		if err = s.launch(); !errors.Is(err, errPortTaken) {
+			break
 		}
-	})
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("restart slapd: %w", err)
+	}
 	return nil
 }
 
