@@ -94,6 +94,7 @@ type Safety struct {
 	MaxDeletePercent *int `yaml:"maxDeletePercent"`
 }
 
+// UnmarshalYAML reads each limit as a number or unlimited, refusing 0.
 func (s *Safety) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("safety: line %d: want a mapping", n.Line)
