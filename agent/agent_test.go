@@ -183,7 +183,7 @@ func (f *fixture) pass(ctx context.Context) *Plan {
 	if err != nil {
 		f.t.Fatalf("plan: %v", err)
 	}
-	if err := a.Apply(ctx, p, false); err != nil {
+	if err := a.Apply(ctx, p, 0); err != nil {
 		f.t.Fatalf("apply: %v", err)
 	}
 	return p

@@ -18,12 +18,19 @@ import (
 
 // Apply writes a plan to the cloud and records in the state what the
 // cloud confirmed. A plan over the deletion limit applies nothing and
-// returns ErrDeletionLimit unless allowDeletes. Per-user failures do not
-// stop the pass: they are set on the plan's targets (Err) and counted.
-func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
-	if p.Guard.Tripped && !allowDeletes {
-		a.record(p, "refused", p.Guard.Reason)
-		return fmt.Errorf("agent: %w: %s; nothing was applied (run once with --allow-deletes to accept)", ErrDeletionLimit, p.Guard.Reason)
+// returns ErrDeletionLimit unless allowDeletes accepts as many users losing
+// values as it strips (the admin's --allow-deletes=N: a bound, so a plan
+// that grew after the dry run the admin read is still refused). Per-user
+// failures do not stop the pass: they are set on the plan's targets (Err)
+// and counted.
+func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
+	if p.Guard.Tripped && p.Guard.UsersRemoving > allowDeletes {
+		why := p.Guard.Reason
+		if allowDeletes > 0 {
+			why = fmt.Sprintf("%d users would lose certificates, more than --allow-deletes=%d accepts; %s", p.Guard.UsersRemoving, allowDeletes, why)
+		}
+		a.record(p, "refused", why)
+		return fmt.Errorf("agent: %w: %s; nothing was applied (check the dry run, then run once with --allow-deletes=%d to accept)", ErrDeletionLimit, why, p.Guard.UsersRemoving)
 	}
 
 	// Record the intent before writing: if certsync dies between the
@@ -103,7 +110,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes bool) error {
 			a.log.Info("change-tracking watermark not advanced", zap.String("source", source), zap.String("reason", why))
 		}
 	}
-	a.noteRemovals(p, p.Guard.Tripped && allowDeletes, commit.Meta)
+	a.noteRemovals(p, p.Guard.Tripped, commit.Meta)
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
@@ -166,8 +173,16 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 		case t.CloudID != "":
 			// Confirmed, or nothing to write: the diff's Owned is now true.
 			tr = state.TargetRecord{CloudID: t.CloudID, Values: t.Change.Owned, Kept: intersect(t.Desired, t.Change.Unowned)}
+		case u.Departed && t.gone && (tr.GoneSince.IsZero() || a.now().Sub(tr.GoneSince) < deletedRetention):
+			// The account is deleted, but a deleted account can be
+			// restored with its values: they stay ours, so that a later
+			// pass finds it back and withdraws them.
+			if tr.GoneSince.IsZero() {
+				tr.GoneSince = a.now()
+			}
 		case u.Departed:
-			// The cloud account is gone: nothing of ours is left there.
+			// The cloud account is gone for good, or was never written
+			// to: nothing of ours is left there.
 			tr = state.TargetRecord{}
 		}
 		if len(tr.Values) == 0 && len(tr.Pending) == 0 && len(tr.Kept) == 0 {
@@ -189,6 +204,14 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 	}
 	return rec, len(rec.Targets) > 0 || rec.Problem != ""
 }
+
+// deletedRetention is how long a deleted account can be restored: Entra ID
+// keeps deleted users in its deleted items for 30 days, then deletes them
+// permanently (https://learn.microsoft.com/graph/api/resources/directory).
+// A departed user's values on a deleted account stay in the state that
+// long (TargetRecord.GoneSince), so a restore brings back values certsync
+// still owns and withdraws.
+const deletedRetention = 30 * 24 * time.Hour
 
 // retryLater names a user of source whose outcome may change by trying
 // again (a failed lookup, a write that failed for a passing reason, a

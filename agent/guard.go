@@ -125,11 +125,17 @@ func judgeRemovals(safety Safety, s Stats, published int, drops []string, recent
 	return g
 }
 
-// publishedUsers counts the records that hold values certsync published.
+// publishedUsers counts the records that hold values certsync published,
+// but not those kept only for deleted accounts (GoneSince): no one signs in
+// with those.
 func (a *Agent) publishedUsers() (int, error) {
 	n := 0
 	err := a.store.ForEach(func(rec state.Record) error {
-		if holdsValues(rec) {
+		live := false
+		for _, tr := range rec.Targets {
+			live = live || tr.GoneSince.IsZero() && (len(tr.Values) > 0 || len(tr.Pending) > 0)
+		}
+		if live {
 			n++
 		}
 		return nil

@@ -52,7 +52,7 @@ func TestGuardCountsRemovalsAcrossPasses(t *testing.T) {
 	if !p.Guard.Tripped || !strings.Contains(p.Guard.Reason, "4 users would lose certificates (2 in this pass, 2 in the passes of the last 24h0m0s)") {
 		t.Fatalf("second small pass within the window: guard %+v", p.Guard)
 	}
-	if err := f.agent().Apply(context.Background(), p, false); !errors.Is(err, ErrDeletionLimit) {
+	if err := f.agent().Apply(context.Background(), p, 0); !errors.Is(err, ErrDeletionLimit) {
 		t.Fatalf("apply: %v, want ErrDeletionLimit", err)
 	}
 
@@ -67,8 +67,16 @@ func TestGuardCountsRemovalsAcrossPasses(t *testing.T) {
 	if !p.Guard.Tripped {
 		t.Fatalf("within the window again: guard %+v", p.Guard)
 	}
-	if err := f.agent().Apply(context.Background(), p, true); err != nil {
-		t.Fatalf("apply with --allow-deletes: %v", err)
+	// --allow-deletes=N is a bound: accepting fewer users than the pass
+	// strips applies nothing and says how many it would strip.
+	if err := f.agent().Apply(context.Background(), p, p.Guard.UsersRemoving-1); !errors.Is(err, ErrDeletionLimit) || !strings.Contains(err.Error(), "--allow-deletes=2 to accept") {
+		t.Fatalf("apply with --allow-deletes=%d: %v, want ErrDeletionLimit naming 2", p.Guard.UsersRemoving-1, err)
+	}
+	if got := f.cloud("c@x.test"); len(got) == 0 {
+		t.Fatal("a refused pass removed c's values")
+	}
+	if err := f.agent().Apply(context.Background(), p, p.Guard.UsersRemoving); err != nil {
+		t.Fatalf("apply with --allow-deletes=%d: %v", p.Guard.UsersRemoving, err)
 	}
 	strip(4)
 	if p := plan(); p.Guard.Tripped || p.Guard.UsersRemovedBefore != 0 {

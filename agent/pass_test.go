@@ -92,26 +92,64 @@ func TestSyncedUserIsReportedNotWritten(t *testing.T) {
 	}
 }
 
-func TestDepartedUserWithDeletedCloudAccountIsForgotten(t *testing.T) {
-	f := newFixture(t, graphtest.User{Mail: "a@x.test"}, graphtest.User{Mail: "b@x.test"})
-	a, _ := f.user("a@x.test", 1)
-	b, _ := f.user("b@x.test", 1)
-	f.src.users = []mapping.SourceUser{a, b}
-	f.pass(context.Background())
+// A user who left the directory and whose cloud account is deleted keeps
+// its record: a deleted account can be restored with its values within
+// Entra ID's 30 days, and they must still be certsync's to withdraw then.
+// Past the retention the record is forgotten.
+func TestDepartedUserWithDeletedCloudAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		after   time.Duration // between the deletion and the next look
+		restore bool
+	}{
+		{"restored", 29 * 24 * time.Hour, true},
+		{"purged", deletedRetention, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, graphtest.User{Mail: "a@x.test"}, graphtest.User{Mail: "b@x.test"})
+			clock := time.Now()
+			f.now = func() time.Time { return clock }
+			a, _ := f.user("a@x.test", 1)
+			b, bValues := f.user("b@x.test", 1)
+			f.src.users = []mapping.SourceUser{a, b}
+			f.pass(context.Background())
 
-	// b leaves the directory and its cloud account is deleted too.
-	f.src.users = []mapping.SourceUser{a}
-	f.graph.DeleteUser(f.ids["b@x.test"])
-	before := f.graph.Writes()
-	p := f.pass(context.Background())
-	if f.graph.Writes() != before {
-		t.Fatal("nothing is left to withdraw, yet certsync wrote")
-	}
-	if p.Stats.UsersFailed != 0 {
-		t.Fatalf("a deleted cloud account is not a failure: %+v", p.Stats)
-	}
-	if _, ok, _ := f.store.Get(b.Anchor); ok {
-		t.Fatal("the departed user's record should be gone")
+			// b leaves the directory and its cloud account is deleted too.
+			f.src.users = []mapping.SourceUser{a}
+			f.graph.DeleteUser(f.ids["b@x.test"])
+			before := f.graph.Writes()
+			p := f.pass(context.Background())
+			if f.graph.Writes() != before {
+				t.Fatal("nothing is left to withdraw, yet certsync wrote")
+			}
+			if p.Stats.UsersFailed != 0 {
+				t.Fatalf("a deleted cloud account is not a failure: %+v", p.Stats)
+			}
+			rec, ok, err := f.store.Get(b.Anchor)
+			tr := rec.Targets[cloudsink.TargetCertificateUserIDs]
+			if err != nil || !ok || !slices.Equal(tr.Values, bValues) || !tr.GoneSince.Equal(clock) {
+				t.Fatalf("the departed user's record: %+v %v %v; want its values kept, gone since now", rec, ok, err)
+			}
+			// Values nobody can sign in with do not widen the percent limit.
+			if n, err := f.agent().publishedUsers(); err != nil || n != 1 {
+				t.Fatalf("published users: %d, %v; want 1 (a's)", n, err)
+			}
+
+			clock = clock.Add(tc.after)
+			if tc.restore {
+				f.graph.RestoreUser(f.ids["b@x.test"])
+			}
+			f.pass(context.Background())
+			_, ok, err = f.store.Get(b.Anchor)
+			if err != nil || ok {
+				t.Fatalf("after the account came back or its retention ended, the record is still there (%v)", err)
+			}
+			if tc.restore {
+				if got := f.cloud("b@x.test"); len(got) != 0 {
+					t.Fatalf("the restored account still holds %v: certsync forgot it owned them", got)
+				}
+			}
+		})
 	}
 }
 
@@ -164,7 +202,7 @@ func TestGuardStopsTheWholePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ag.Apply(context.Background(), p, false); !errors.Is(err, ErrDeletionLimit) {
+	if err := ag.Apply(context.Background(), p, 0); !errors.Is(err, ErrDeletionLimit) {
 		t.Fatalf("want ErrDeletionLimit, got %v", err)
 	}
 	if f.graph.Writes() != writes {
@@ -222,7 +260,7 @@ func TestFailedWriteKeepsIntentUnlessRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.graph.Fail(100, tc.status)
-			if err := ag.Apply(context.Background(), p, false); err != nil {
+			if err := ag.Apply(context.Background(), p, 0); err != nil {
 				t.Fatal(err)
 			}
 			if tp := p.Users[0].Targets[0]; tp.Err == nil || tp.Applied {

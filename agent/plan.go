@@ -200,6 +200,7 @@ type TargetPlan struct {
 	limit  int  // most values the attribute holds (0: no limit)
 	adopt  bool // Target.AdoptExisting
 	retry  bool // the outcome may change by trying again soon
+	gone   bool // departed, and the account it wrote to is not found (deleted)
 	show   func(string) string
 }
 
@@ -580,7 +581,7 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 	t := a.targets[ti]
 	m := t.Match()
 	var acct *cloudsink.Account
-	problem, unmatched, retry := "", false, false
+	problem, unmatched, retry, gone := "", false, false, false
 	r := found[lookupKey(up)]
 	switch {
 	case !up.Departed && up.matchKeys[ti] == "":
@@ -590,7 +591,10 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 	case r.Account != nil:
 		acct = r.Account
 	case errors.Is(r.Err, cloudsink.ErrNotFound) && up.Departed:
-		// The cloud account is gone too: nothing left to withdraw.
+		// The cloud account is gone too: nothing to withdraw now, but it
+		// may be only soft-deleted and come back with the values
+		// (finalRecord keeps them).
+		gone = true
 	case errors.Is(r.Err, cloudsink.ErrNotFound):
 		problem, unmatched = fmt.Sprintf("no %s with %s %s", t.Account(), m.CloudProperty, up.matchKeys[ti]), true
 	case r.Err != nil:
@@ -603,7 +607,7 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 		if tp.target != ti {
 			continue
 		}
-		tp.Problem, tp.Unmatched, tp.retry = problem, unmatched, retry
+		tp.Problem, tp.Unmatched, tp.retry, tp.gone = problem, unmatched, retry, gone
 		if acct == nil {
 			continue
 		}

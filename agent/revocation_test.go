@@ -69,7 +69,7 @@ func TestCRLReadErrorWithdrawsNothing(t *testing.T) {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("plan: %v", err)
 			case err == nil:
-				if err := a.Apply(context.Background(), p, true); err != nil {
+				if err := a.Apply(context.Background(), p, p.Guard.UsersRemoving); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -78,7 +78,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		r.log.Warn("policy.identity is off: a certificate is published for whichever user it sits on, even when it names someone else; a user who can write their own certificate attribute can take a colleague's certificate sign-in")
 	}
 	if cfg.Safety.MaxDeletes == 0 && cfg.Safety.MaxDeletePercent == 0 {
-		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both 0; a pass may withdraw every user's certificates")
+		r.log.Warn("no deletion limit: safety.maxDeletes and safety.maxDeletePercent are both unlimited; a pass may withdraw every user's certificates")
 	}
 	return r, nil
 }
@@ -90,8 +90,9 @@ type PassOptions struct {
 	// to the state file (which is opened read-only, or not at all when it
 	// does not exist yet).
 	DryRun bool
-	// AllowDeletes lets this pass exceed the deletion limit.
-	AllowDeletes bool
+	// AllowDeletes lets this pass exceed the deletion limit by stripping
+	// values from up to this many users (0: not at all).
+	AllowDeletes int
 }
 
 // Pass opens the state file and the directories, plans and, unless a dry
@@ -99,6 +100,10 @@ type PassOptions struct {
 // applying failed or a directory could not be read, so the caller can
 // show what happened; the error is the pass's.
 func (r *Runner) Pass(ctx context.Context, o PassOptions) (*Plan, error) {
+	if o.AllowDeletes < 0 {
+		// A bare --allow-deletes: a bound the admin has not read is none.
+		return nil, errors.New("--allow-deletes needs the number of users you accept losing certificates: run with --dry-run and pass the number it shows, as --allow-deletes=N")
+	}
 	if r.cfg.PassTimeout > 0 {
 		timedOut := fmt.Errorf("agent: the pass took longer than schedule.passTimeout (%s) and was stopped", r.cfg.PassTimeout)
 		var cancel context.CancelFunc

@@ -89,7 +89,7 @@ func TestFailedSourceVoidsOnlyItsPart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("one directory failing must not void the plan: %v", err)
 	}
-	if err := ag.Apply(ctx, p, false); err != nil {
+	if err := ag.Apply(ctx, p, 0); err != nil {
 		t.Fatal(err)
 	}
 	if pe := p.Err(); pe == nil || !errors.Is(pe, ErrSourceFailed) || !strings.Contains(pe.Error(), "lab") || !strings.Contains(pe.Error(), "connection reset") {

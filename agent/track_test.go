@@ -172,7 +172,7 @@ func TestWatermarkHeldBackByGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Apply(ctx, p, false); err == nil {
+	if err := a.Apply(ctx, p, 0); err == nil {
 		t.Fatal("Apply passed a plan over the deletion limit")
 	}
 	f.src.mark = 2

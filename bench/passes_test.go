@@ -157,7 +157,7 @@ cloud:
   match: {sourceAttribute: mail, cloudProperty: mail}
 policy:
   issuingCAFile: issuing.pem
-safety: {maxDeletes: 0, maxDeletePercent: 0}
+safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}
 state: {path: state/state.db}
 log: {level: warn, format: json}
 `, w.slapd.URL, w.slapd.BaseDN, filter, pageSize, w.slapd.AdminDN, w.graph.TenantID(), w.graph.ClientID(), w.graph.URL(), w.graph.URL())

@@ -21,6 +21,11 @@ type TargetRecord struct {
 	// certsync publishing them (put there by an admin or Entra Connect):
 	// not owned, but no reason to look the user up again.
 	Kept []string
+	// GoneSince is when the account of a user who left the directory was
+	// first found missing from the cloud (deleted, maybe only soft-deleted
+	// and restorable): the values stay certsync's until it comes back or
+	// the service's retention is over.
+	GoneSince time.Time
 }
 
 // Record is everything the state file keeps about one directory user.
@@ -64,6 +69,8 @@ type targetV1 struct {
 	Values  []string `json:"values,omitempty"`
 	Pending []string `json:"pending,omitempty"`
 	Kept    []string `json:"kept,omitempty"`
+	// GoneSince: TargetRecord.GoneSince.
+	GoneSince time.Time `json:"goneSince,omitzero"`
 }
 
 // problemKey occurs in a stored record exactly when Problem is not empty

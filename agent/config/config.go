@@ -86,9 +86,41 @@ type Schedule struct {
 	PassTimeout time.Duration `yaml:"passTimeout"`
 }
 
+// Safety is the deletion limit. In the file a limit is a number or the
+// word unlimited (held as 0 here): a 0 in the file is refused, so no limit
+// is ever turned off by a value that reads like "none may go".
 type Safety struct {
 	MaxDeletes       *int `yaml:"maxDeletes"`
 	MaxDeletePercent *int `yaml:"maxDeletePercent"`
+}
+
+// UnmarshalYAML reads each limit as a number or unlimited, refusing 0.
+func (s *Safety) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("safety: line %d: want a mapping", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, v := n.Content[i].Value, n.Content[i+1]
+		var dst **int
+		switch key {
+		case "maxDeletes":
+			dst = &s.MaxDeletes
+		case "maxDeletePercent":
+			dst = &s.MaxDeletePercent
+		default:
+			return keyErr("safety."+key, fmt.Sprintf("line %d: unknown key", n.Content[i].Line))
+		}
+		var limit int
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Value == "unlimited":
+		case v.Decode(&limit) != nil:
+			return keyErr("safety."+key, fmt.Sprintf("line %d: %q is neither a number nor unlimited", v.Line, v.Value))
+		case limit == 0:
+			return keyErr("safety."+key, fmt.Sprintf("line %d: 0 would turn the limit off; write unlimited if that is meant", v.Line))
+		}
+		*dst = &limit
+	}
+	return nil
 }
 
 type Log struct {
@@ -418,10 +450,10 @@ func (c *Config) validateRest() error {
 		return keyErr("schedule.fullInterval", fmt.Sprintf("%s is shorter than schedule.interval (%s)", c.Schedule.FullInterval, c.Schedule.Interval))
 	}
 	if *c.Safety.MaxDeletes < 0 {
-		return keyErr("safety.maxDeletes", "must be 0 (no limit) or more")
+		return keyErr("safety.maxDeletes", "must be 1 or more, or unlimited")
 	}
 	if pc := *c.Safety.MaxDeletePercent; pc < 0 || pc > 100 {
-		return keyErr("safety.maxDeletePercent", fmt.Sprintf("%d is outside 0..100", pc))
+		return keyErr("safety.maxDeletePercent", fmt.Sprintf("%d is outside 1..100 (or unlimited)", pc))
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return keyErr("log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level))

@@ -93,6 +93,19 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	}
 }
 
+// A limit is turned off only by the word unlimited (held as 0, which the
+// agent reads as no limit); the other limit keeps its default.
+func TestSafetyUnlimited(t *testing.T) {
+	dir := writeFiles(t)
+	c, err := Parse([]byte(strings.Replace(validYAML, "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletes: unlimited}", 1)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Safety.MaxDeletes != 0 || *c.Safety.MaxDeletePercent != 10 {
+		t.Fatalf("maxDeletes %d, maxDeletePercent %d; want 0 (unlimited) and the default 10", *c.Safety.MaxDeletes, *c.Safety.MaxDeletePercent)
+	}
+}
+
 func TestParseErrorsNameTheKey(t *testing.T) {
 	dir := writeFiles(t)
 	cases := []struct {
@@ -125,6 +138,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"interval", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: 500ms}", "schedule.interval"},
 		{"bad duration", "state: {path: state.db}", "state: {path: state.db}\nschedule: {interval: soon}", "soon"},
 		{"percent", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletePercent: 150}", "safety.maxDeletePercent"},
+		{"count limit 0", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletes: 0}", "safety.maxDeletes: line 13: 0 would turn the limit off; write unlimited"},
+		{"percent limit 0", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletes: unlimited, maxDeletePercent: 0}", "safety.maxDeletePercent: line 13: 0 would turn the limit off"},
+		{"limit word", "state: {path: state.db}", "state: {path: state.db}\nsafety: {maxDeletes: none}", `safety.maxDeletes: line 13: "none" is neither a number nor unlimited`},
 		{"log level", "state: {path: state.db}", "state: {path: state.db}\nlog: {level: loud}", "log.level"},
 		{"change tracking", "  bind:", "  changeTracking: usnchanged\n  bind:", "source.changeTracking"},
 		{"keytab with simple", "passwordFile: pw}", "passwordFile: pw, keytabFile: pw}", "source.bind.keytabFile: only used with method gssapi"},

@@ -30,7 +30,7 @@ func Run(ctx context.Context, path string, targets Targets) []report.Check {
 	}
 	lines = append(lines, check("config", "load", "ok", path, ""))
 	if *cfg.Safety.MaxDeletes == 0 && *cfg.Safety.MaxDeletePercent == 0 {
-		lines = append(lines, check("config", "safety", "warn", "safety.maxDeletes and safety.maxDeletePercent are both 0: no deletion limit, a pass may withdraw every user's certificates",
+		lines = append(lines, check("config", "safety", "warn", "safety.maxDeletes and safety.maxDeletePercent are both unlimited: no deletion limit, a pass may withdraw every user's certificates",
 			"set a limit (the defaults are 500 users and 10%) unless that is really meant"))
 	}
 	// The checks report problems themselves; the log would only repeat

@@ -381,7 +381,7 @@ func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 		fmt.Fprintln(tw)
 	}
 	if p.Guard.Tripped {
-		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes to accept.\n", p.Guard.Reason)
+		fmt.Fprintf(tw, "Deletion limit: %s. Nothing is applied; run once with --allow-deletes=%d to accept.\n", p.Guard.Reason, p.Guard.UsersRemoving)
 	}
 	return tw.Flush()
 }

@@ -109,6 +109,7 @@ type Server struct {
 	byKey      map[string]*User     // lower-cased ID and userPrincipalName
 	byMail     map[string][]*User   // lower-cased mail (not unique)
 	owners     map[string]*User     // lower-cased certificateUserIds value → its holder
+	deleted    map[string]*User     // soft-deleted users (deleted items), by lower-cased ID
 	tokens     map[string]TokenInfo // access token -> what it was issued for
 	mounts     []Mount
 	skipTokens map[string]pageState
@@ -141,6 +142,7 @@ func Start(opts Options) (*Server, error) {
 		log:          opts.Logger,
 		done:         make(chan struct{}),
 		pos:          make(map[string]int),
+		deleted:      make(map[string]*User),
 		byKey:        make(map[string]*User),
 		byMail:       make(map[string][]*User),
 		owners:       make(map[string]*User),
@@ -282,7 +284,11 @@ func (s *Server) unindexLocked(u *User) {
 }
 
 // DeleteUser removes the user with that ID, as deleting the account in
-// the tenant would; it reports whether there was one.
+// the tenant would; it reports whether there was one. As in Entra ID the
+// account is soft-deleted: GET /users/{id} answers 404 until RestoreUser
+// brings it back with its properties, certificateUserIds included
+// (https://learn.microsoft.com/graph/api/resources/directory: deleted
+// items stay restorable for 30 days).
 func (s *Server) DeleteUser(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,12 +296,27 @@ func (s *Server) DeleteUser(id string) bool {
 	if !ok {
 		return false
 	}
+	s.deleted[strings.ToLower(id)] = s.users[i]
 	s.unindexLocked(s.users[i])
 	s.users = append(s.users[:i], s.users[i+1:]...)
 	delete(s.pos, strings.ToLower(id))
 	for j := i; j < len(s.users); j++ {
 		s.pos[strings.ToLower(s.users[j].ID)] = j
 	}
+	return true
+}
+
+// RestoreUser brings a soft-deleted user back, as POST
+// /directory/deletedItems/{id}/restore does; it reports whether there was one.
+func (s *Server) RestoreUser(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.deleted[strings.ToLower(id)]
+	if !ok {
+		return false
+	}
+	delete(s.deleted, strings.ToLower(id))
+	s.addUserLocked(*u)
 	return true
 }
 

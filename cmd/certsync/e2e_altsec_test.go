@@ -260,7 +260,7 @@ func TestADAltSecurityIdentities(t *testing.T) {
 		if r := w.syncJSON(1); !r.Guard.Tripped || len(w.altsec("ben")) != 1 {
 			t.Fatalf("guard %+v; ben %v; want the pass refused", r.Guard, w.altsec("ben"))
 		}
-		r := w.syncJSON(1, "--allow-deletes")
+		r := w.syncJSON(1, "--allow-deletes=2")
 		if len(w.altsec("ben")) != 0 || len(w.altsec("cat")) != 0 {
 			t.Fatalf("after: ben %v, cat %v; want both withdrawn", w.altsec("ben"), w.altsec("cat"))
 		}
@@ -441,7 +441,7 @@ func TestADAltSecurityIdentitiesDisable(t *testing.T) {
 	if r := w.syncJSON(1, "--withdraw", altsec); !r.Guard.Tripped || len(w.altsec("flo")) != 1 {
 		t.Fatalf("guard %+v, flo %q; want the withdrawal refused by the limit", r.Guard, w.altsec("flo"))
 	}
-	r = w.syncJSON(0, "--withdraw", altsec, "--allow-deletes")
+	r = w.syncJSON(0, "--withdraw", altsec, "--allow-deletes=2")
 	if got := w.altsec("flo"); len(got) != 0 {
 		t.Fatalf("flo holds %q after the withdrawal", got)
 	}

@@ -30,7 +30,7 @@ func TestCampaignCrashAnywhere(t *testing.T) {
 	n := campaignScale(300, 10000)
 	trials := campaignScale(5, 50)
 	people := campaignPeople(n)
-	w := newWorld(t, people, "safety: {maxDeletes: 0, maxDeletePercent: 0}\n", withExchange(""))
+	w := newWorld(t, people, "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n", withExchange(""))
 	front := w.behindFront(faulttest.Options{Latency: 2 * time.Millisecond})
 	rng := rand.New(rand.NewPCG(campaignSeed(t), 1))
 	conn := w.slapd.Admin(t)

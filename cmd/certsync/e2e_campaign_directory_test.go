@@ -37,7 +37,7 @@ func TestDirectoryFaultsMidPageRemoveNothing(t *testing.T) {
 				people = append(people, person{uid: fmt.Sprintf("d%02d", i), certs: 1, inCloud: true})
 			}
 			// No deletion limits: the guard must not be what saves the day.
-			w := newWorld(t, people, "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+			w := newWorld(t, people, "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n")
 			proxy := ldaptest.StartProxy(t, strings.TrimPrefix(w.slapd.URL, "ldap://"))
 			w.replaceInConfig("url: "+w.slapd.URL, "url: "+proxy.URL())
 			w.syncJSON(0)
@@ -92,7 +92,7 @@ func TestADRestartedMidPageRemovesNothing(t *testing.T) {
 	for i := 0; i < 24; i++ {
 		people = append(people, adPerson{fmt.Sprintf("r%02d", i), 1, 0})
 	}
-	w := newADWorld(t, dc, people, "", "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	w := newADWorld(t, dc, people, "", "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n")
 	w.sourceKeys = []string{"pageSize: 5"}
 	proxy := ldaptest.StartProxy(t, strings.TrimPrefix(dc.URL, "ldap://"))
 	w.writeConfig(proxy.URL())

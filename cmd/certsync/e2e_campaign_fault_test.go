@@ -16,7 +16,7 @@ import (
 func TestCampaignFaultStorm(t *testing.T) {
 	n := campaignScale(40, 1000)
 	people := campaignPeople(n)
-	w := newWorld(t, people, "safety: {maxDeletes: 0, maxDeletePercent: 0}\n", withExchange(""))
+	w := newWorld(t, people, "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n", withExchange(""))
 	front := w.behindFront(faulttest.Options{Rate: 0.2, Seed: campaignSeed(t), RetryAfter: time.Second})
 
 	const maxPasses = 12

@@ -214,10 +214,12 @@ func (w *world) checkStateFile() error {
 func (w *world) withdrawAll(people []person, maxPasses int) []string {
 	w.t.Helper()
 	conn := w.slapd.Admin(w.t)
+	stripped := 0 // the bound --allow-deletes takes
 	for _, p := range people {
 		if len(w.ldapCert[p.uid]) == 0 {
 			continue
 		}
+		stripped++
 		req := ldapModify(p.uid)
 		req.Delete("userCertificate;binary", nil)
 		if err := conn.Modify(req); err != nil {
@@ -226,7 +228,7 @@ func (w *world) withdrawAll(people []person, maxPasses int) []string {
 		w.ldapCert[p.uid] = nil
 	}
 	for pass := 1; ; pass++ {
-		code, out, errOut := w.run("sync", "--allow-deletes", "--output", "json")
+		code, out, errOut := w.run("sync", fmt.Sprintf("--allow-deletes=%d", stripped), "--output", "json")
 		if code == 0 {
 			break
 		}

@@ -125,9 +125,9 @@ func TestDoctorWarnsAboutListedEndpointHosts(t *testing.T) {
 	}
 }
 
-// Deletion limits both at 0 turn the guard off: doctor says so.
+// Both deletion limits unlimited turn the guard off: doctor says so.
 func TestDoctorWarnsWithoutDeletionLimit(t *testing.T) {
-	w := newWorld(t, basicPeople(), "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	w := newWorld(t, basicPeople(), "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n")
 	_, lines, out := w.doctor()
 	if l := lines["config safety"]; !strings.HasPrefix(l, "WARN") || !strings.Contains(l, "no deletion limit") {
 		t.Fatalf("no warning about the missing deletion limit\n%s", out)

@@ -161,7 +161,7 @@ func TestExchangeCutoverAdopts(t *testing.T) {
 		t.Fatalf("the table does not show adopted values:\n%s", table)
 	}
 
-	w.syncJSON(0, "--reconcile", "--allow-deletes")
+	w.syncJSON(0, "--reconcile", "--allow-deletes=2")
 	if got, _ := w.mailbox("amy"); !sameSet(got, b64s(w.ldapCert["amy"])) {
 		t.Fatalf("amy's mailbox holds %d values, want only her current certificate", len(got))
 	}

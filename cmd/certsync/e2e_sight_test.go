@@ -56,7 +56,7 @@ func TestLostReadRightsRemoveNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// No deletion limits: the guard's verdict on absence does not depend on them.
-			w := newWorld(t, basicPeople(), "safety: {maxDeletes: 0, maxDeletePercent: 0}\n", withReader(tc.deny))
+			w := newWorld(t, basicPeople(), "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n", withReader(tc.deny))
 			w.syncJSON(0) // as the rootdn: everything published
 			before := w.cloudSnapshot()
 			w.bindAs(readerDN, "reader-secret")
@@ -123,7 +123,7 @@ func TestSuddenDropAsksForAllowDeletes(t *testing.T) {
 	if n, _ := w.patches(); n != 0 {
 		t.Fatalf("%d PATCH sent by a refused plan", n)
 	}
-	r = w.syncJSON(0, "--allow-deletes")
+	r = w.syncJSON(0, "--allow-deletes=2")
 	if r.Summary.UsersRemoving != 2 || len(w.cloudValues("alice")) != 0 {
 		t.Fatalf("with --allow-deletes: %+v, alice %v", r.Summary, w.cloudValues("alice"))
 	}

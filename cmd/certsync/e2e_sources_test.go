@@ -193,7 +193,7 @@ func wantUserSources(t *testing.T, r jsonReport, want map[string]string) {
 // refused pass.
 func twoDirectories(t *testing.T, eastPeople, westPeople []person) (east, west *world) {
 	t.Helper()
-	east, west = newWorld(t, eastPeople, "safety: {maxDeletes: 0, maxDeletePercent: 0}\n"), newWorld(t, westPeople, "")
+	east, west = newWorld(t, eastPeople, "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n"), newWorld(t, westPeople, "")
 	east.readSources(namedDir{"east", east}, namedDir{"west", west})
 	return east, west
 }

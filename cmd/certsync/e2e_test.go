@@ -476,7 +476,7 @@ func TestUserLeavingFilterLosesOnlyCertsyncValues(t *testing.T) {
 }
 
 func TestDeletionLimitAppliesNothing(t *testing.T) {
-	w := newWorld(t, basicPeople(), "safety: {maxDeletes: 1, maxDeletePercent: 0}\n")
+	w := newWorld(t, basicPeople(), "safety: {maxDeletes: 1, maxDeletePercent: unlimited}\n")
 	w.syncJSON(0)
 	for _, uid := range []string{"alice", "bob"} {
 		w.modify(uid, func(m *ldap.ModifyRequest) { m.Delete("userCertificate;binary", nil) })
@@ -494,7 +494,18 @@ func TestDeletionLimitAppliesNothing(t *testing.T) {
 	if len(w.cloudValues("alice")) != 1 || len(w.cloudValues("bob")) != 2 {
 		t.Fatal("values removed despite the deletion limit")
 	}
-	r = w.syncJSON(0, "--allow-deletes")
+	// --allow-deletes takes the number the dry run shows: bare, or below
+	// what the pass would strip, it applies nothing.
+	if code, _, errOut := w.run("sync", "--allow-deletes"); code != 1 || !strings.Contains(errOut, "--dry-run and pass the number") {
+		t.Fatalf("bare --allow-deletes: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := w.run("sync", "--allow-deletes=1"); code != 1 || !strings.Contains(errOut, "more than --allow-deletes=1") {
+		t.Fatalf("--allow-deletes=1 with 2 users to strip: exit %d, %s", code, errOut)
+	}
+	if n, _ := w.patches(); n != 0 {
+		t.Fatalf("a pass over its --allow-deletes bound wrote %d PATCH", n)
+	}
+	r = w.syncJSON(0, "--allow-deletes=2")
 	if n, _ := w.patches(); n != 3 || r.Summary.UsersRemoving != 2 {
 		t.Fatalf("with --allow-deletes: %d PATCH, %+v", n, r.Summary)
 	}
@@ -762,7 +773,7 @@ func TestLostAnswerLosesNothing(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		people = append(people, person{uid: fmt.Sprintf("user%02d", i), certs: 1, inCloud: true})
 	}
-	w := newWorld(t, people, "safety: {maxDeletes: 0, maxDeletePercent: 0}\n")
+	w := newWorld(t, people, "safety: {maxDeletes: unlimited, maxDeletePercent: unlimited}\n")
 	// Graph commits a batch of writes, then the connection drops: certsync
 	// cannot know those writes landed.
 	w.graph.DropWriteAnswers(1)
@@ -794,7 +805,7 @@ func TestLostAnswerLosesNothing(t *testing.T) {
 	for uid := range w.cloudIDs {
 		w.modify(uid, func(m *ldap.ModifyRequest) { m.Delete("userCertificate;binary", nil) })
 	}
-	r := w.syncJSON(0, "--allow-deletes")
+	r := w.syncJSON(0, "--allow-deletes=30")
 	if r.Summary.ValuesRemoved != 30 {
 		t.Fatalf("want all 30 values withdrawn, got %+v", r.Summary)
 	}

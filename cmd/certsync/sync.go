@@ -21,7 +21,7 @@ type syncOptions struct {
 	user             string
 	output           string
 	detailedExitCode bool
-	allowDeletes     bool
+	allowDeletes     int
 	reconcile        bool
 	reclaim          bool
 	incremental      bool
@@ -34,7 +34,8 @@ func (o *syncOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.user, "user", "", "only this user: mail, userPrincipalName, sAMAccountName, uid or DN")
 	fs.StringVar(&o.output, "output", "", "table, json, html (one self-contained page) or csv (a row per certificate); default: table on a terminal, json otherwise")
 	fs.BoolVar(&o.detailedExitCode, "detailed-exitcode", false, "exit 0 when nothing changes, 2 when changes are present or applied, 1 on error")
-	fs.BoolVar(&o.allowDeletes, "allow-deletes", false, "let this one pass exceed the deletion limit (safety.*)")
+	fs.IntVar(&o.allowDeletes, "allow-deletes", 0, "`N`: let this one pass exceed the deletion limit (safety.*) by stripping values from up to N users, the number the dry run shows")
+	fs.Lookup("allow-deletes").NoOptDefVal = "-1" // bare: refused by the runner
 	fs.BoolVar(&o.reconcile, "reconcile", false, "look up every user with values in the cloud, not only changed ones, and put right what was changed there by hand")
 	fs.BoolVar(&o.reclaim, "reclaim", false, "after a lost state file: take back as certsync's own the cloud values it derives from certificates on each user's directory entry (implies --reconcile)")
 	fs.BoolVar(&o.incremental, "incremental", false, "read only the users changed in the directory since the last pass, as `certsync run` does between full reads")
@@ -46,12 +47,11 @@ func newSyncCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync --config FILE",
 		Short: "Run one pass: read the directories, validate, publish changes",
-		Long: `Runs one pass and prints its report. Exit status: 0 when the pass went well
-(users without a cloud account, users still synced by Entra Connect and
-rejected certificates are reported, not errors); 1 when the pass or a write
-failed (a directory could not be read, the deletion limit, a conflict, a
-lookup or write the cloud refused or did not answer); with
---detailed-exitcode, 2 when changes are present (dry run) or were applied.`,
+		Long: `Runs one pass and prints its report. Exit status: 0 when the pass went well (users
+without a cloud account, users still synced by Entra Connect and rejected certificates
+are reported, not errors); 1 when the pass or a write failed (a directory could not be
+read, the deletion limit, a conflict, a lookup or write the cloud refused or did not
+answer); with --detailed-exitcode, 2 when changes are present (dry run) or were applied.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format, err := report.Format(o.output, cmd.OutOrStdout(), "html", "csv")
@@ -107,7 +107,7 @@ func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOp
 	case passErr != nil:
 		fmt.Fprintln(errOut, "certsync:", passErr)
 		return exitCode(1)
-	case plan.Guard.Tripped && !o.allowDeletes:
+	case plan.Guard.Tripped && plan.Guard.UsersRemoving > o.allowDeletes:
 		// A dry run over the limit: the real pass would refuse.
 		fmt.Fprintln(errOut, "certsync: deletion limit:", plan.Guard.Reason)
 		return exitCode(1)
