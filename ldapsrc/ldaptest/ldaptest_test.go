@@ -111,4 +111,3 @@ func TestPersonLDIF(t *testing.T) {
 		t.Errorf("PersonLDIF:\n%s\nwant:\n%s", got, want)
 	}
 }
-
