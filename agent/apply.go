@@ -86,6 +86,9 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 
 	var puts []state.Record
 	deletes := append([]string(nil), p.forget...)
+	if p.settle == nil {
+		p.settle = map[string]state.Settled{}
+	}
 	for _, u := range slices.Concat(p.Users, p.quiet) {
 		rec, keep := u.finalRecord(a)
 		switch {
@@ -93,6 +96,9 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 			puts = append(puts, rec)
 		case !keep && u.hasRecord:
 			deletes = append(deletes, u.Anchor)
+		}
+		if keep && u.mark != nil && u.inLine(rec) {
+			p.settle[u.Anchor] = *u.mark
 		}
 		for _, t := range u.Targets {
 			if t.Err != nil {
@@ -114,6 +120,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
+	a.writeSettled(p.settle)
 	if b, ok := a.store.(interface{ Backup() error }); ok {
 		// The copy a lost or damaged state file is restored from.
 		if err := b.Backup(); err != nil {
