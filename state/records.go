@@ -203,11 +203,16 @@ func (s *Store) scan(filter []byte, fn func(Record) error) error {
 }
 
 // Count is the number of user records, read from bbolt's page headers
-// rather than by decoding the records.
+// rather than by decoding the records: those of the briefs (one per
+// record, fewer pages) when the file has them.
 func (s *Store) Count() (int, error) {
 	var n int
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket([]byte(bucketUsers)); b != nil {
+		b := tx.Bucket([]byte(bucketBriefs))
+		if b == nil {
+			b = tx.Bucket([]byte(bucketUsers))
+		}
+		if b != nil {
 			n = b.Stats().KeyN
 		}
 		return nil
