@@ -71,6 +71,18 @@ func matchFilter(f *ber.Packet, e *memEntry) (bool, error) {
 		if len(f.Children) != 2 {
 			return false, fmt.Errorf("malformed substrings filter: %d children", len(f.Children))
 		}
+		// RFC 4511 4.5.1.7.2: one component at least, and (RFC 4515) none
+		// empty: "(uid=**)" is no filter, whatever a client library
+		// encodes for it.
+		parts := f.Children[1].Children
+		if len(parts) == 0 {
+			return false, errors.New("malformed substrings filter: no component")
+		}
+		for _, p := range parts {
+			if len(p.Data.Bytes()) == 0 {
+				return false, errors.New("malformed substrings filter: an empty component")
+			}
+		}
 		for _, v := range e.values(f.Children[0].Data.String()) {
 			if matchSubstrings(bytes.ToLower(v), f.Children[1].Children) {
 				return true, nil

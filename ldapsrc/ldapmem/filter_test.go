@@ -2,6 +2,7 @@ package ldapmem
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -108,4 +109,20 @@ func FuzzMatchFilter(f *testing.F) {
 			t.Fatalf("%q = %v but its round trip %q = %v", filter, got, text, again)
 		}
 	})
+}
+
+// TestMatchFilterEmptySubstring: go-ldap encodes "(uid=**)" as a
+// substrings filter with an empty component, which decompiles to
+// "(uid=)": no valid filter, refused rather than matched (FuzzMatchFilter
+// found the two answering differently).
+func TestMatchFilterEmptySubstring(t *testing.T) {
+	for _, filter := range []string{"(uid=**)", "(uid=a**e)"} {
+		f, err := ldap.CompileFilter(filter)
+		if err != nil {
+			continue // refused by the client library: nothing reaches the server
+		}
+		if got, err := matchFilter(f, testEntry()); err == nil || !strings.Contains(err.Error(), "empty component") {
+			t.Errorf("matchFilter(%s) = %v, %v; want an empty-component error", filter, got, err)
+		}
+	}
 }
