@@ -2,10 +2,10 @@ package ldapmem
 
 import (
 	"errors"
-	ber "github.com/go-asn1-ber/asn1-ber"
 	"strings"
 	"testing"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 )
 
