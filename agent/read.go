@@ -64,8 +64,15 @@ func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, ou
 	case up.reportable(pl.p.Mode):
 		pl.reportOnly = append(pl.reportOnly, up)
 	case up.mark != nil && up.hasRecord:
-		// Left alone and in line: the next pass may skip it.
+		// Left alone and in line: the next pass may skip it. Such a
+		// user's record is not written by this pass, so its mark holds
+		// whatever the pass does: written as they come (a cache, like
+		// the chains), they never pile up.
 		pl.p.settle[up.Anchor] = *up.mark
+		if len(pl.p.settle) >= settledFlush && pl.a.canWrite() {
+			pl.a.writeSettled(pl.p.settle)
+			clear(pl.p.settle)
+		}
 	}
 	return review, nil
 }

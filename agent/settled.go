@@ -145,6 +145,13 @@ func (u *UserPlan) inLine(rec state.Record) bool {
 	return true
 }
 
+// canWrite reports whether the store takes writes (a dry run's snapshot
+// does not).
+func (a *Agent) canWrite() bool {
+	cs, ok := a.store.(chainStore)
+	return ok && cs.Writable()
+}
+
 // settledFlush is how many marks one commit writes.
 const settledFlush = 10_000
 
