@@ -245,17 +245,11 @@ func (s *Store) ForEachBrief(fn func(Brief) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		bb := tx.Bucket([]byte(bucketBriefs))
 		if bb == nil {
-			ub := tx.Bucket([]byte(bucketUsers))
-			if ub == nil {
-				return nil
+			err := recordBriefs(tx, func(_ []byte, b Brief) error { return fn(b) })
+			if err != nil {
+				return fmt.Errorf("%w (in %s)", err, s.path)
 			}
-			return ub.ForEach(func(k, v []byte) error {
-				rec, err := decodeRecord(k, v)
-				if err != nil {
-					return fmt.Errorf("%w (in %s)", err, s.path)
-				}
-				return fn(briefOf(rec))
-			})
+			return nil
 		}
 		return bb.ForEach(func(k, v []byte) error {
 			b, err := decodeBrief(k, v)
@@ -282,6 +276,12 @@ func buildBriefs(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	return recordBriefs(tx, func(k []byte, b Brief) error { return bb.Put(bytes.Clone(k), encodeBrief(b)) })
+}
+
+// recordBriefs calls fn with the brief of every record, worked out from
+// the record.
+func recordBriefs(tx *bolt.Tx, fn func(anchor []byte, b Brief) error) error {
 	ub := tx.Bucket([]byte(bucketUsers))
 	if ub == nil {
 		return nil
@@ -291,7 +291,7 @@ func buildBriefs(tx *bolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		return bb.Put(bytes.Clone(k), encodeBrief(briefOf(rec)))
+		return fn(k, briefOf(rec))
 	})
 }
 
