@@ -50,7 +50,7 @@ func TestSpillCodecRoundTrip(t *testing.T) {
 			Change:  mapping.TargetChange{Add: []string{"a"}, Remove: []string{}, Final: []string{"f"}, Owned: []string{"o"}, Unowned: []string{"u"}, Dropped: []string{"x"}},
 			Problem: "p", Unmatched: true, Skipped: true, Applied: true, Err: errors.New("boom"), Adopted: []string{"ad"}, Warning: "w",
 			Certificates: []CertVerdict{{Subject: "s", Serial: "1", SHA256: "h", Verdict: VerdictUsed, Reason: "r", PolicyRejected: true}},
-			limit: 10, adopt: true, retry: true, gone: true}},
+			limit:        10, adopt: true, retry: true, gone: true}},
 		Problem: "problem",
 		record: state.Record{Anchor: "a", Source: "ad", DN: "dn", Name: "n", Problem: "p", ProblemAt: at, UpdatedAt: at.UTC(),
 			Targets: map[string]state.TargetRecord{"t1": {CloudID: "c", Values: []string{"v"}, Pending: []string{}, GoneSince: at}, "t0": {}}},
