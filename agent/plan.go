@@ -25,8 +25,9 @@ const (
 )
 
 // Plan is what one pass would change, computed before anything is
-// written. It lists only users worth showing: those with changes,
+// written. Users lists only users worth showing: those with changes,
 // problems or rejected certificates (and, in user mode, the one user).
+// A large plan keeps its users in a temporary file: Close it.
 type Plan struct {
 	// Mode is ModeUser, ModeIncremental when every directory read was
 	// incremental, else ModeFull.

@@ -300,23 +300,23 @@ func WriteJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 	// head ends with "\n}": reopen the object to append the users.
 	bw.Write(head[:len(head)-2])
 	bw.WriteString(",\n  \"users\": [")
-	any := false
+	shown := false
 	for u := range p.Users() {
 		b, err := json.MarshalIndent(toUser(u), "    ", "  ")
 		if err != nil {
 			return err
 		}
-		if any {
+		if shown {
 			bw.WriteString(",")
 		}
-		any = true
+		shown = true
 		bw.WriteString("\n    ")
 		bw.Write(b)
 	}
 	if err := p.UsersErr(); err != nil {
 		return err
 	}
-	if any {
+	if shown {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteString("]\n}\n")
