@@ -23,6 +23,10 @@ type Source interface {
 type Store interface {
 	Get(anchor string) (state.Record, bool, error)
 	ForEach(fn func(state.Record) error) error
+	// Brief and ForEachBrief read what a pass needs of records without
+	// reading them whole (state.Brief).
+	Brief(anchor string) (state.Brief, bool, error)
+	ForEachBrief(fn func(state.Brief) error) error
 	Count() (int, error)
 	Update(puts []state.Record, deletes []string) error
 	Commit(c state.Commit) error

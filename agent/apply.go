@@ -104,6 +104,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 	if err := a.store.Commit(commit); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
+	a.writeSettled(p.settle)
 	if b, ok := a.store.(interface{ Backup() error }); ok {
 		// The copy a lost or damaged state file is restored from.
 		if err := b.Backup(); err != nil {
@@ -179,6 +180,7 @@ func (a *Agent) applyChunk(ctx context.Context, chunk []*UserPlan, retry map[str
 
 	var puts []state.Record
 	var deletes []string
+	marks := map[string]state.Settled{}
 	for _, u := range chunk {
 		rec, keep := u.finalRecord(a)
 		switch {
@@ -186,6 +188,9 @@ func (a *Agent) applyChunk(ctx context.Context, chunk []*UserPlan, retry map[str
 			puts = append(puts, rec)
 		case !keep && u.hasRecord:
 			deletes = append(deletes, u.Anchor)
+		}
+		if keep && u.mark != nil && u.inLine(rec) {
+			marks[u.Anchor] = *u.mark
 		}
 		for _, t := range u.Targets {
 			if t.Err != nil {
@@ -199,6 +204,9 @@ func (a *Agent) applyChunk(ctx context.Context, chunk []*UserPlan, retry map[str
 	if err := a.store.Commit(state.Commit{Puts: puts, Deletes: deletes}); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
+	// Only once the records are in line: a mark on a record that is
+	// not would skip a user who needs work.
+	a.writeSettled(marks)
 	return nil
 }
 

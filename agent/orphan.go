@@ -5,8 +5,6 @@ import (
 	"slices"
 
 	"go.uber.org/zap"
-
-	"github.com/certsync/certsync/state"
 )
 
 // Orphaned counts the users whose state records hold values certsync
@@ -24,14 +22,13 @@ type Orphaned struct {
 	Withdraw string
 }
 
-// countOrphans adds rec's attributes with values that no configured
-// target writes to counts.
-func (a *Agent) countOrphans(rec state.Record, counts map[string]int) {
-	for attr, tr := range rec.Targets {
-		if len(tr.Values) == 0 || slices.ContainsFunc(a.attrs, func(at attrSpec) bool { return at.name == attr }) {
-			continue
+// countOrphans adds to counts the attributes a record holds values in
+// (Brief.Held) that no configured target writes.
+func (a *Agent) countOrphans(held []string, counts map[string]int) {
+	for _, attr := range held {
+		if !slices.ContainsFunc(a.attrs, func(at attrSpec) bool { return at.name == attr }) {
+			counts[attr]++
 		}
-		counts[attr]++
 	}
 }
 

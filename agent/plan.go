@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -69,6 +70,11 @@ type Plan struct {
 	// forget lists anchors whose state records hold nothing certsync
 	// published and whose users the directory no longer returns.
 	forget []string
+	// settle are the settled marks earned by users the plan leaves
+	// alone (settled.go); Apply stores them.
+	settle map[string]state.Settled
+	// settled counts the users whose settled marks held.
+	settled int
 }
 
 // Users yields the users worth showing: those with changes, problems or
@@ -208,7 +214,10 @@ type UserPlan struct {
 	lookup bool
 	// reclaim is, per target attribute, what PlanOptions.Reclaim may take
 	// back as certsync's own (nil otherwise).
-	reclaim   [][]string
+	reclaim [][]string
+	// mark is the settled mark the user earns if the pass leaves its
+	// record in line (settled.go); nil when it cannot earn one.
+	mark      *state.Settled
 	accepted  int      // certificates accepted, counted even when Accepted is not kept
 	expiring  int      // of those, expiring within ExpiringWithin
 	matchKeys []string // per target: the value looked up ("" = none)
@@ -389,8 +398,9 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	}
 	p.Stats.UsersInState = n
 	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: map[string]string{}, memo: a.newChainMemo(p.Started),
-		found: a.newSpill(), dropped: map[string]bool{}}
+		settling: a.newSettling(o, crls), found: a.newSpill(), dropped: map[string]bool{}}
 	defer pl.found.close()
+	p.settle = map[string]state.Settled{}
 	if p.Mode == ModeUser {
 		if err := pl.findUser(ctx, o.User); err != nil {
 			return nil, err
@@ -515,7 +525,8 @@ func (a *Agent) settle(ctx context.Context, p *Plan, pl *planner) error {
 func (a *Agent) evaluate(source string, u mapping.SourceUser, j judgement, now time.Time, outOfScope, always, reconcile, reclaim bool) (*UserPlan, bool, time.Time, error) {
 	ev := j.ev
 	review := nextReview(ev, now)
-	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, Withheld: ev.Withheld, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now)}
+	up := &UserPlan{Anchor: u.Anchor, Source: source, DN: u.DN, Name: u.Name(), OutOfScope: outOfScope, Rejected: ev.Rejected, Withheld: ev.Withheld, accepted: len(ev.Accepted), expiring: expiringSoon(ev, now),
+		mark: settledMark(j.inputs, ev)}
 	rec, ok, err := j.rec, j.found, j.err
 	if err != nil {
 		return nil, false, review, fmt.Errorf("agent: state for %s: %w", up.Name, err)
@@ -574,17 +585,26 @@ type judgement struct {
 	rec   state.Record
 	found bool  // rec was in the state
 	err   error // reading the state failed
+	// inputs digests what judged the user (settled.go); zero when the
+	// pass does not use settled marks.
+	inputs [sha256.Size]byte
+	// settled: the user's mark holds, and nothing else was looked at.
+	settled *state.Settled
 }
 
 // judge makes u's judgement; it runs on every core while the directory is
 // read (pipeline).
-func (a *Agent) judge(u mapping.SourceUser, now time.Time, memo *chainMemo) judgement {
+func (a *Agent) judge(source string, u mapping.SourceUser, now time.Time, memo *chainMemo, settle *settling) judgement {
+	j, settled := a.settledJudgement(settle, source, u, now)
+	if settled {
+		return j
+	}
 	pol := a.policy
 	// A certificate whose SID extension names another account is no
 	// user's here (mapping/sid.go).
 	pol.AccountSID = u.Attr(attrObjectSID)
 	pol.AccountIdentities = mapping.UserIdentities(u) // mapping/identity.go
-	j := judgement{ev: mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())}
+	j.ev = mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())
 	j.rec, j.found, j.err = a.store.Get(u.Anchor)
 	return j
 }

@@ -35,6 +35,8 @@ type planner struct {
 	// drops are full reads where most published users lost every
 	// certificate at once (checkSight): they trip the deletion guard.
 	drops []string
+	// settling decides which users' settled marks the pass trusts.
+	settling *settling
 }
 
 // consider evaluates one user read from source, judged as j, and files
@@ -43,6 +45,13 @@ func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, ou
 	if len(u.Unread) > 0 {
 		pl.p.Stats.CertificatesRejected += len(u.Unread)
 		return time.Time{}, pl.found.put(unreadPlan(source, u))
+	}
+	if j.settled != nil {
+		pl.p.settled++
+		accepted, expiring, review := settledStats(j.settled, pl.p.Started)
+		pl.p.Stats.CertificatesAccepted += accepted
+		pl.p.Stats.CertificatesExpiringSoon += expiring
+		return review, nil
 	}
 	up, candidate, review, err := pl.a.evaluate(source, u, j, pl.p.Started, outOfScope, pl.p.Mode == ModeUser, pl.reconcile, pl.reclaim)
 	if err != nil {
@@ -57,6 +66,9 @@ func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, ou
 		err = pl.found.put(up)
 	case up.reportable(pl.p.Mode):
 		err = pl.found.put(up)
+	case up.mark != nil && up.hasRecord:
+		// Left alone and in line: the next pass may skip it.
+		pl.p.settle[up.Anchor] = *up.mark
 	}
 	return review, err
 }
@@ -112,7 +124,7 @@ func (pl *planner) findUser(ctx context.Context, id string) error {
 	}
 	pl.p.Stats.UsersRead = 1
 	u := hits[0].found.User
-	_, err := pl.consider(hits[0].source, u, pl.a.judge(u, pl.p.Started, pl.memo), !hits[0].found.InScope)
+	_, err := pl.consider(hits[0].source, u, pl.a.judge(hits[0].source, u, pl.p.Started, pl.memo, nil), !hits[0].found.InScope)
 	return err
 }
 
@@ -211,7 +223,7 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	var sight certSight
 	// Users are judged on every core while the read goes on, and filed
 	// here one by one in the order read.
-	pipe := newPipeline(func(u mapping.SourceUser) judgement { return a.judge(u, p.Started, pl.memo) },
+	pipe := newPipeline(func(u mapping.SourceUser) judgement { return a.judge(s.Name, u, p.Started, pl.memo, pl.settling) },
 		func(u mapping.SourceUser, j judgement) error {
 			if other, dup := pl.seen[u.Anchor]; dup {
 				if other == s.Name {
@@ -300,25 +312,36 @@ func (pl *planner) dropSource(source string) {
 // the users of source holding values of a target no longer configured
 // (orphan.go).
 func (a *Agent) departed(source string, seen map[string]string, orphans map[string]int) ([]*UserPlan, []string, error) {
-	var out []*UserPlan
-	var forget []string
-	err := a.store.ForEach(func(rec state.Record) error {
-		if a.sourceOf(rec) != source {
+	// The briefs say which records matter; only those of departed users
+	// are read whole.
+	var gone, forget []string
+	err := a.store.ForEachBrief(func(b state.Brief) error {
+		if a.sourceOf(state.Record{Source: b.Source}) != source {
 			return nil
 		}
-		a.countOrphans(rec, orphans)
-		if _, ok := seen[rec.Anchor]; ok {
+		a.countOrphans(b.Held, orphans)
+		if _, ok := seen[b.Anchor]; ok {
 			return nil
 		}
-		if !holdsValues(rec) {
-			forget = append(forget, rec.Anchor)
+		if !b.HoldsValues() {
+			forget = append(forget, b.Anchor)
 			return nil
 		}
-		out = append(out, a.departedUser(source, rec))
+		gone = append(gone, b.Anchor)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: reading state: %w", err)
+	}
+	out := make([]*UserPlan, 0, len(gone))
+	for _, anchor := range gone {
+		rec, ok, err := a.store.Get(anchor)
+		if err != nil {
+			return nil, nil, fmt.Errorf("agent: reading state: %w", err)
+		}
+		if ok {
+			out = append(out, a.departedUser(source, rec))
+		}
 	}
 	return out, forget, nil
 }

@@ -335,12 +335,14 @@ func openStore(path string, dryRun bool) (Store, func(), error) {
 // emptyStore is the state of a dry run before the first real pass.
 type emptyStore struct{}
 
-func (emptyStore) Get(string) (state.Record, bool, error) { return state.Record{}, false, nil }
-func (emptyStore) ForEach(func(state.Record) error) error { return nil }
-func (emptyStore) Count() (int, error)                    { return 0, nil }
-func (emptyStore) Update([]state.Record, []string) error  { return errDryRunWrite }
-func (emptyStore) Commit(state.Commit) error              { return errDryRunWrite }
-func (emptyStore) Meta(string, any) (bool, error)         { return false, nil }
-func (emptyStore) SetLastPass(state.PassSummary) error    { return errDryRunWrite }
+func (emptyStore) Get(string) (state.Record, bool, error)     { return state.Record{}, false, nil }
+func (emptyStore) ForEach(func(state.Record) error) error     { return nil }
+func (emptyStore) Brief(string) (state.Brief, bool, error)    { return state.Brief{}, false, nil }
+func (emptyStore) ForEachBrief(func(state.Brief) error) error { return nil }
+func (emptyStore) Count() (int, error)                        { return 0, nil }
+func (emptyStore) Update([]state.Record, []string) error      { return errDryRunWrite }
+func (emptyStore) Commit(state.Commit) error                  { return errDryRunWrite }
+func (emptyStore) Meta(string, any) (bool, error)             { return false, nil }
+func (emptyStore) SetLastPass(state.PassSummary) error        { return errDryRunWrite }
 
 var errDryRunWrite = errors.New("state: a dry run writes nothing")

@@ -79,8 +79,8 @@ func (pl *planner) checkSight(ctx context.Context, s NamedSource, c certSight, f
 		return nil
 	}
 	holders := 0
-	err := pl.a.store.ForEach(func(rec state.Record) error {
-		if pl.a.sourceOf(rec) == s.Name && holdsValues(rec) {
+	err := pl.a.store.ForEachBrief(func(b state.Brief) error {
+		if pl.a.sourceOf(state.Record{Source: b.Source}) == s.Name && b.HoldsValues() {
 			holders++
 		}
 		return nil

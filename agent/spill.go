@@ -456,6 +456,15 @@ func encodeUser(b []byte, u *UserPlan) ([]byte, error) {
 	e.n(u.expiring)
 	e.strs(u.matchKeys)
 	e.flag(u.lookup)
+	e.flag(u.mark != nil)
+	if m := u.mark; m != nil {
+		e.b = append(e.b, m.Inputs[:]...)
+		tm(m.Until)
+		e.count(len(m.NotAfter), m.NotAfter == nil)
+		for _, t := range m.NotAfter {
+			tm(t)
+		}
+	}
 	return e.b, terr
 }
 
@@ -588,6 +597,16 @@ func (a *Agent) decodeUser(b []byte) (*UserPlan, error) {
 	u.record, u.hasRecord = r, d.flag()
 	u.reclaim = list(d, d.strs)
 	u.accepted, u.expiring, u.matchKeys, u.lookup = d.n(), d.n(), d.strs(), d.flag()
+	if d.flag() {
+		m := &state.Settled{}
+		if len(d.b) < len(m.Inputs) {
+			d.fail()
+		} else {
+			d.b = d.b[copy(m.Inputs[:], d.b):]
+		}
+		m.Until, m.NotAfter = d.time(), list(d, d.time)
+		u.mark = m
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
 	}

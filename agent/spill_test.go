@@ -26,7 +26,7 @@ func TestSpillCodecCoversTypes(t *testing.T) {
 		v      any
 		fields int
 	}{
-		{UserPlan{}, 19}, {TargetPlan{}, 19}, {CertInfo{}, 8}, {ValueInfo{}, 4}, {CertVerdict{}, 6},
+		{UserPlan{}, 20}, {TargetPlan{}, 19}, {state.Settled{}, 3}, {CertInfo{}, 8}, {ValueInfo{}, 4}, {CertVerdict{}, 6},
 		{mapping.Rejection{}, 7}, {mapping.Withheld{}, 3}, {mapping.TargetChange{}, 6},
 		{state.Record{}, 8}, {state.TargetRecord{}, 5},
 	} {
@@ -55,6 +55,7 @@ func TestSpillCodecRoundTrip(t *testing.T) {
 		record: state.Record{Anchor: "a", Source: "ad", DN: "dn", Name: "n", Problem: "p", ProblemAt: at, UpdatedAt: at.UTC(),
 			Targets: map[string]state.TargetRecord{"t1": {CloudID: "c", Values: []string{"v"}, Pending: []string{}, GoneSince: at}, "t0": {}}},
 		hasRecord: true, reclaim: [][]string{nil, {"r"}}, accepted: 3, expiring: -1, matchKeys: []string{"m"}, lookup: true,
+		mark: &state.Settled{Inputs: [32]byte{1, 2}, Until: at, NotAfter: []time.Time{at, {}}},
 	}
 	f := newFixture(t)
 	a := f.agent()

@@ -103,7 +103,42 @@ func EvaluateRemembering(values []RawValue, p Policy, now time.Time, memo ChainM
 		ev.Accepted = slices.Clip(ev.Accepted[:limit])
 	}
 	ev.Values, ev.Withheld = acceptedValues(values, decs, ev, verdicts)
+	ev.Until = holdsUntil(decs, p, now)
 	return ev
+}
+
+// holdsUntil is the first instant after now at which the same values
+// could be judged differently under the same policy: a certificate of
+// the user's values or a trusted CA entering or leaving its validity, or
+// the CRLs' nextUpdate. Zero: no such instant.
+func holdsUntil(decs []decodeResult, p Policy, now time.Time) time.Time {
+	var until time.Time
+	boundary := func(t time.Time) {
+		if t.After(now) && (until.IsZero() || t.Before(until)) {
+			until = t
+		}
+	}
+	validity := func(c *x509.Certificate) {
+		boundary(c.NotBefore)
+		// Checks treat now.After(NotAfter) as expired: the verdict
+		// changes just after NotAfter.
+		boundary(c.NotAfter.Add(time.Nanosecond))
+	}
+	for _, d := range decs {
+		for _, c := range d.d.endEntity {
+			validity(c)
+		}
+		for _, c := range d.d.chain {
+			validity(c)
+		}
+	}
+	for _, c := range p.IssuingCAs {
+		validity(c)
+	}
+	if p.CheckRevocation {
+		boundary(p.Revocation.NextUpdate())
+	}
+	return until
 }
 
 // addCertificate adds c (found in attr) to list, or attr to c's entry

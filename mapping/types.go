@@ -160,6 +160,12 @@ type Evaluation struct {
 	// with a purpose of its own (logon, for altSecurityIdentities) judges
 	// them itself. They are in Rejected too, with code RejectEKU.
 	OtherPurpose []Certificate
+	// Until is the first instant after the evaluation's at which the same
+	// values could be judged differently under the same policy (a
+	// certificate's or a trusted CA's validity begins or ends, the CRLs
+	// are due); zero when there is none. Before it, the same values, policy
+	// and CRLs give the same evaluation.
+	Until time.Time
 }
 
 // Binding kinds for Entra ID certificateUserIds.

@@ -308,27 +308,42 @@ func checkPages(db *bolt.DB, path string) (err error) {
 			err = damaged(path, fmt.Sprintf("bbolt cannot read it (%v)", r))
 		}
 	}()
+	// What the check touched leaves the process as it goes: the file is
+	// read whole, the agent's memory must not grow with it.
+	touched := 0
+	release := func() {
+		if touched++; touched%releaseEvery == 0 {
+			releaseMapped(db, path)
+		}
+	}
+	defer releaseMapped(db, path)
 	if err := db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return touchBucket(b) })
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return touchBucket(b, release) })
 	}); err != nil {
 		return fmt.Errorf("state: check %s: %w", path, err)
 	}
 	return nil
 }
 
+// releaseEvery is how many keys checkPages reads between releases of the
+// pages it touched (a few megabytes of records).
+const releaseEvery = 8192
+
 // touchBucket reads every byte of every key and value under b, and every
-// page header its statistics (Store.Count) read.
-func touchBucket(b *bolt.Bucket) error {
+// page header its statistics (Store.Count) read; it calls tick after
+// each key.
+func touchBucket(b *bolt.Bucket, tick func()) error {
 	_ = b.Stats()
 	h := crc32.NewIEEE()
 	return b.ForEach(func(k, v []byte) error {
+		tick()
 		_, _ = h.Write(k)
 		if v != nil {
 			_, _ = h.Write(v)
 			return nil
 		}
 		if nb := b.Bucket(k); nb != nil {
-			return touchBucket(nb)
+			return touchBucket(nb, tick)
 		}
 		return nil
 	})

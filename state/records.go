@@ -203,11 +203,16 @@ func (s *Store) scan(filter []byte, fn func(Record) error) error {
 }
 
 // Count is the number of user records, read from bbolt's page headers
-// rather than by decoding the records.
+// rather than by decoding the records: those of the briefs (one per
+// record, fewer pages) when the file has them.
 func (s *Store) Count() (int, error) {
 	var n int
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket([]byte(bucketUsers)); b != nil {
+		b := tx.Bucket([]byte(bucketBriefs))
+		if b == nil {
+			b = tx.Bucket([]byte(bucketUsers))
+		}
+		if b != nil {
 			n = b.Stats().KeyN
 		}
 		return nil
@@ -250,18 +255,26 @@ type Commit struct {
 	Deletes []string
 	// Meta values are JSON-encoded under their keys, like SetMeta.
 	Meta map[string]any
+	// Settled marks records as in line with their users' directory values
+	// (Brief.Settled), by anchor: records put in this commit, or records
+	// already stored (left as they are). Every record put without one
+	// loses its mark. Anchors without a record are skipped.
+	Settled map[string]Settled
 }
+
+// kv is a key and its value, encoded.
+type kv struct{ k, v []byte }
 
 // Commit applies c in one write transaction, with Update's rules for
 // records.
 func (s *Store) Commit(c Commit) error {
-	if len(c.Puts) == 0 && len(c.Deletes) == 0 && len(c.Meta) == 0 {
+	if len(c.Puts) == 0 && len(c.Deletes) == 0 && len(c.Meta) == 0 && len(c.Settled) == 0 {
 		return nil
 	}
 	// Validate and encode first: the write lock is then held only for the
 	// bbolt work.
-	type kv struct{ k, v []byte }
 	enc := make([]kv, len(c.Puts))
+	briefs := make([]kv, len(c.Puts))
 	putAnchors := make(map[string]struct{}, len(c.Puts))
 	for i, r := range c.Puts {
 		if r.Anchor == "" {
@@ -272,6 +285,11 @@ func (s *Store) Commit(c Commit) error {
 			return fmt.Errorf("state: update %s: encode record of anchor %s: %w; nothing written", s.path, anchorText(r.Anchor), err)
 		}
 		enc[i] = kv{[]byte(r.Anchor), raw}
+		b := briefOf(r)
+		if st, ok := c.Settled[r.Anchor]; ok {
+			b.Settled = &st
+		}
+		briefs[i] = kv{[]byte(r.Anchor), encodeBrief(b)}
 		putAnchors[r.Anchor] = struct{}{}
 	}
 	for i, a := range c.Deletes {
@@ -307,6 +325,9 @@ func (s *Store) Commit(c Commit) error {
 			if err := b.Delete([]byte(a)); err != nil {
 				return fmt.Errorf("delete anchor %s: %w", anchorText(a), err)
 			}
+		}
+		if err := writeBriefs(tx, briefs, c.Deletes, c.Settled, putAnchors); err != nil {
+			return err
 		}
 		if len(meta) == 0 {
 			return nil

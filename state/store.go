@@ -21,7 +21,10 @@ var ErrLocked = errors.New("state file is held by another certsync")
 // (and migrate in checkSchema) whenever a stored encoding changes
 // incompatibly; an older certsync then refuses the file instead of
 // misreading it.
-const schemaVersion = 1
+//
+// Version 2 added bucket briefs (briefs.go): a certsync of version 1 would
+// write records without their briefs.
+const schemaVersion = 2
 
 // Bucket and key names. Strings, not []byte vars, so that nothing at package
 // level can be mutated.
@@ -30,12 +33,13 @@ const (
 	bucketUsers  = "users"  // anchor → recordV1 JSON
 	bucketPass   = "pass"   // keyLastPass → passV1 JSON
 	bucketMeta   = "meta"   // caller's key → caller's JSON
+	bucketBriefs = "briefs" // anchor → brief (briefs.go), one per record
 	keyVersion   = "version"
 	keyLastPass  = "last"
 )
 
 // dataBuckets are the buckets a current file must have besides bucketSchema.
-func dataBuckets() []string { return []string{bucketUsers, bucketPass, bucketMeta} }
+func dataBuckets() []string { return []string{bucketUsers, bucketPass, bucketMeta, bucketBriefs} }
 
 // defaultLockTimeout bounds the wait for bbolt's file lock when
 // Options.Timeout is 0: long enough to ride out `certsync status` reading,
@@ -176,7 +180,13 @@ func (s *Store) checkSchema(readOnly bool) error {
 		if err != nil {
 			return err
 		}
-		if sb.Get([]byte(keyVersion)) == nil {
+		if tx.Bucket([]byte(bucketBriefs)) == nil {
+			// Schema 1 (or a new file): every record gets its brief.
+			if err := buildBriefs(tx); err != nil {
+				return fmt.Errorf("building the briefs: %w", err)
+			}
+		}
+		if v, err := readVersion(sb); err != nil || v < schemaVersion {
 			if err := sb.Put([]byte(keyVersion), []byte(strconv.Itoa(schemaVersion))); err != nil {
 				return err
 			}

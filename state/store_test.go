@@ -238,9 +238,10 @@ func TestOpenSchemaVersion(t *testing.T) {
 		content map[string]map[string]string
 		want    []string // all in the error; none means Open succeeds
 	}{
-		{"current", map[string]map[string]string{"schema": {"version": "1"}}, nil},
-		{"newer", map[string]map[string]string{"schema": {"version": "2"}, "users": {}}, []string{"version 2", "version 1"}},
-		{"much newer", map[string]map[string]string{"schema": {"version": "17"}}, []string{"version 17", "version 1"}},
+		{"current", map[string]map[string]string{"schema": {"version": "2"}}, nil},
+		{"version 1", map[string]map[string]string{"schema": {"version": "1"}}, nil},
+		{"newer", map[string]map[string]string{"schema": {"version": "3"}, "users": {}}, []string{"version 3", "version 2"}},
+		{"much newer", map[string]map[string]string{"schema": {"version": "17"}}, []string{"version 17", "version 2"}},
 		{"garbled", map[string]map[string]string{"schema": {"version": "one"}}, []string{`"one"`}},
 		{"zero", map[string]map[string]string{"schema": {"version": "0"}}, []string{`"0"`}},
 		{"no version key", map[string]map[string]string{"schema": {}}, []string{"without a version"}},
@@ -278,7 +279,7 @@ func TestOpenSchemaVersion(t *testing.T) {
 
 func TestOpenNewerVersionLeavesFileAlone(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	makeBolt(t, path, map[string]map[string]string{"schema": {"version": "2"}})
+	makeBolt(t, path, map[string]map[string]string{"schema": {"version": "3"}})
 	before := readBytes(t, path)
 	if _, err := Open(path, Options{}); err == nil {
 		t.Fatal("Open succeeded")

@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"hash"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/state"
+)
+
+// A user whose directory values, and everything that judges them, are
+// what they were when its record was last found in line with them (a
+// settled mark, state.Settled) needs nothing: its certificates are not
+// parsed or checked again and its record is not read, until the mark's
+// time runs out. This is what makes a pass over an unchanged directory
+// cost little more than reading it.
+//
+// The digest covers the user's certificate values and identity
+// attributes, the directory's name, and, for the whole pass, the
+// policy, the trusted CAs, every target's settings (Fingerprint) and the
+// CRLs' identity. A mark is set only for a user the pass judged in full
+// and left in line: no rejected or withheld certificate, no problem, no
+// write pending, every target holding exactly what the user wants
+// (Values and Kept). Any write of the record drops it (state.Commit).
+
+// settling is one pass's use of the marks.
+type settling struct {
+	// on: the pass may trust marks. Off when a pass must look at every
+	// user (--user, --reconcile, --reclaim).
+	on  bool
+	key [sha256.Size]byte // the pass-wide part of every digest
+}
+
+// newSettling digests what judges every user of this pass; crls is the
+// CRLs' identity (revocation).
+func (a *Agent) newSettling(o PlanOptions, crls string) *settling {
+	h := sha256.New()
+	writeField(h, "certsync settled v1")
+	writeField(h, Fingerprint(a.policy, a.targets))
+	writeField(h, crls)
+	s := &settling{on: o.User == "" && !o.Reconcile && !o.Reclaim}
+	h.Sum(s.key[:0])
+	return s
+}
+
+// writeField writes one length-prefixed field, so that no two lists of
+// fields digest alike.
+func writeField(h hash.Hash, v string) {
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
+	h.Write([]byte(v))
+}
+
+// inputs digests what judges u, read from source, in this pass.
+func (s *settling) inputs(source string, u mapping.SourceUser) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(s.key[:])
+	writeField(h, source)
+	names := make([]string, 0, len(u.Attributes))
+	for k := range u.Attributes {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		writeField(h, k)
+		writeField(h, u.Attributes[k])
+	}
+	writeField(h, "values")
+	for _, v := range u.Values {
+		writeField(h, v.Attribute)
+		writeField(h, string(v.Data))
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// settledJudgement looks for u's mark; found, the judgement says so and
+// nothing else is needed of u.
+func (a *Agent) settledJudgement(s *settling, source string, u mapping.SourceUser, now time.Time) (judgement, bool) {
+	if s == nil || !s.on || len(u.Unread) > 0 {
+		return judgement{}, false
+	}
+	j := judgement{inputs: s.inputs(source, u)}
+	b, ok, err := a.store.Brief(u.Anchor)
+	switch {
+	case err != nil:
+		// Judged in full, and the read of its record will say it.
+		a.log.Debug("reading a user's brief failed", zap.String("user", u.DN), zap.Error(err))
+		return j, false
+	case !ok || b.Settled == nil || b.Settled.Inputs != j.inputs || a.sourceOf(state.Record{Source: b.Source}) != source:
+		return j, false
+	case !b.Settled.Until.IsZero() && !now.Before(b.Settled.Until):
+		return j, false
+	}
+	j.settled = b.Settled
+	return j, true
+}
+
+// settledStats is what a settled user adds to the pass's counts, and its
+// review time (nextReview's, from the accepted certificates' expiry).
+func settledStats(st *state.Settled, now time.Time) (accepted, expiring int, review time.Time) {
+	for _, t := range st.NotAfter {
+		if t.Before(now.Add(ExpiringWithin)) {
+			expiring++
+		}
+		if r := t.Add(time.Second); r.After(now) && (review.IsZero() || r.Before(review)) {
+			review = r
+		}
+	}
+	return len(st.NotAfter), expiring, review
+}
+
+// settledMark is the mark u's judgement would leave if the pass leaves
+// its record in line with it; nil when it cannot have one.
+func settledMark(inputs [sha256.Size]byte, ev mapping.Evaluation) *state.Settled {
+	if inputs == ([sha256.Size]byte{}) || len(ev.Rejected) > 0 || len(ev.Withheld) > 0 {
+		return nil
+	}
+	st := &state.Settled{Inputs: inputs, Until: ev.Until}
+	for _, c := range ev.Accepted {
+		st.NotAfter = append(st.NotAfter, c.Cert.NotAfter)
+	}
+	return st
+}
+
+// inLine reports whether rec, the record a pass leaves for u, holds what
+// u wants in every target, with nothing pending and no problem: the
+// record a settled mark may vouch for.
+func (u *UserPlan) inLine(rec state.Record) bool {
+	if u.Departed || u.OutOfScope || u.Failed() || rec.Problem != "" || len(u.Rejected) > 0 || len(u.Withheld) > 0 {
+		return false
+	}
+	for _, t := range u.Targets {
+		tr := rec.Targets[t.Target]
+		if t.Problem != "" || len(tr.Pending) > 0 || !mapping.SameSet(t.Desired, union(tr.Values, tr.Kept)) {
+			return false
+		}
+	}
+	return true
+}
+
+// settledFlush is how many marks one commit writes.
+const settledFlush = 10_000
+
+// writeSettled stores the marks of a pass, after its results: a cache,
+// so a failure is logged and the pass stands.
+func (a *Agent) writeSettled(marks map[string]state.Settled) {
+	batch := map[string]state.Settled{}
+	flush := func() bool {
+		if err := a.store.Commit(state.Commit{Settled: batch}); err != nil {
+			a.log.Warn("could not remember which users are settled; the next pass judges them again", zap.Error(err))
+			return false
+		}
+		clear(batch)
+		return true
+	}
+	for anchor, m := range marks {
+		batch[anchor] = m
+		if len(batch) == settledFlush && !flush() {
+			return
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+}
