@@ -146,7 +146,10 @@ func (s *spill) get(i int) (*UserPlan, error) {
 }
 
 // scan reads users [from, to) in order; flush first. The error stops it.
-func (s *spill) scan(from, to int) iter.Seq2[*UserPlan, error] {
+func (s *spill) scan(from, to int) iter.Seq2[*UserPlan, error] { return s.scanBuffered(from, to, 64<<10) }
+
+// scanBuffered is scan reading buf bytes at a time.
+func (s *spill) scanBuffered(from, to, buf int) iter.Seq2[*UserPlan, error] {
 	return func(yield func(*UserPlan, error) bool) {
 		if s.f == nil {
 			for _, u := range s.mem[from:to] {
@@ -163,7 +166,7 @@ func (s *spill) scan(from, to int) iter.Seq2[*UserPlan, error] {
 		if to < len(s.offs) {
 			end = s.offs[to]
 		}
-		r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.offs[from], end-s.offs[from]), 64<<10)
+		r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.offs[from], end-s.offs[from]), buf)
 		var b []byte
 		for range to - from {
 			n, err := binary.ReadUvarint(r)
@@ -219,7 +222,9 @@ func (s *spill) merged(errp *error) iter.Seq2[int, *UserPlan] {
 			}
 		}()
 		for _, r := range s.runs {
-			next, stop := iter.Pull2(s.scan(r[0], r[1]))
+			// A small buffer per run: a plan of a million users has a
+			// thousand runs.
+			next, stop := iter.Pull2(s.scanBuffered(r[0], r[1], 8<<10))
 			stops = append(stops, stop)
 			c := &runCursor{next: next, i: r[0], end: r[1]}
 			if c.advance(s) {
