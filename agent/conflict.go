@@ -26,6 +26,8 @@ type planIndex struct {
 	// claims: attribute + "\x00" + account, for users that newly match an
 	// account, which another state record may link (n: the target).
 	claims []ixEntry
+	// noClaims: the state is empty, no record links an account.
+	noClaims bool
 }
 
 // ixEntry is one hash of one user: pos is its number in the plan's
@@ -49,7 +51,7 @@ func (ix *planIndex) note(a *Agent, up *UserPlan, pos, seq int) {
 			continue
 		}
 		ix.accounts[ti] = append(ix.accounts[ti], ixEntry{ix.hash(id), uint32(pos), uint32(seq), 0})
-		if up.Departed || up.claims(ti, id) {
+		if ix.noClaims || up.Departed || up.claims(ti, id) {
 			continue
 		}
 		for _, t := range up.Targets {

@@ -456,6 +456,8 @@ func (a *Agent) settle(ctx context.Context, p *Plan, pl *planner) error {
 		defer done()
 	}
 	ix := a.newPlanIndex()
+	// With no record in the state, no account is linked to another user.
+	ix.noClaims = p.Stats.UsersInState == 0
 	chunk := make([]*UserPlan, 0, cloudChunk)
 	seq := 0
 	flush := func() error {

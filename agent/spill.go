@@ -146,7 +146,9 @@ func (s *spill) get(i int) (*UserPlan, error) {
 }
 
 // scan reads users [from, to) in order; flush first. The error stops it.
-func (s *spill) scan(from, to int) iter.Seq2[*UserPlan, error] { return s.scanBuffered(from, to, 64<<10) }
+func (s *spill) scan(from, to int) iter.Seq2[*UserPlan, error] {
+	return s.scanBuffered(from, to, 64<<10)
+}
 
 // scanBuffered is scan reading buf bytes at a time.
 func (s *spill) scanBuffered(from, to, buf int) iter.Seq2[*UserPlan, error] {
