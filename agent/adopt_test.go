@@ -21,10 +21,10 @@ func TestAdoptExisting(t *testing.T) {
 			f.adopt = adopt
 
 			p := f.pass(context.Background())
-			if len(p.Users) != 1 || len(p.Users[0].Targets) != 1 {
-				t.Fatalf("plan users = %d, want 1 with one target", len(p.Users))
+			if len(slices.Collect(p.Users())) != 1 || len(slices.Collect(p.Users())[0].Targets) != 1 {
+				t.Fatalf("plan users = %d, want 1 with one target", len(slices.Collect(p.Users())))
 			}
-			tp := p.Users[0].Targets[0]
+			tp := slices.Collect(p.Users())[0].Targets[0]
 			got := f.cloud("a@x.test")
 			if adopt {
 				if !slices.Equal(tp.Adopted, []string{foreign}) || !slices.Equal(tp.Change.Remove, []string{foreign}) {

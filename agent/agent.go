@@ -73,6 +73,10 @@ type Options struct {
 	Log  *zap.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
+	// SpillDir is where a plan too large to hold in memory keeps its
+	// users while the pass lasts (the state file's directory); "": the
+	// system's temporary directory.
+	SpillDir string
 }
 
 // Tracking governs incremental passes (PlanOptions.Incremental).
@@ -101,6 +105,9 @@ type Agent struct {
 	crls    *CRLCache
 	log     *zap.Logger
 	now     func() time.Time
+	// spillDir and spillAfter: see spill.
+	spillDir   string
+	spillAfter int
 }
 
 // attrSpec is one attribute of one target.
@@ -120,7 +127,8 @@ func New(o Options) (*Agent, error) {
 	if len(o.Targets) == 0 {
 		return nil, errors.New("agent: no target is enabled")
 	}
-	a := &Agent{sources: o.Sources, store: o.Store, targets: o.Targets, policy: o.Policy, safety: o.Safety, track: o.Tracking, crls: o.CRLs, log: o.Log, now: o.Now}
+	a := &Agent{sources: o.Sources, store: o.Store, targets: o.Targets, policy: o.Policy, safety: o.Safety, track: o.Tracking, crls: o.CRLs, log: o.Log, now: o.Now,
+		spillDir: o.SpillDir, spillAfter: spillAfter}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}

@@ -152,6 +152,10 @@ func (f *fixture) agent() *Agent {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	// Every plan of these tests goes through the temporary file, as a
+	// large one does (the runs, the codec, the overrides); the tests in
+	// cmd/certsync keep their small plans in memory.
+	a.spillAfter, a.spillDir = 0, f.t.TempDir()
 	return a
 }
 

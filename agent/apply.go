@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
@@ -33,11 +32,108 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 		return fmt.Errorf("agent: %w: %s; nothing was applied (check the dry run, then run once with --allow-deletes=%d to accept)", ErrDeletionLimit, why, p.Guard.UsersRemoving)
 	}
 
-	// Record the intent before writing: if certsync dies between the
-	// cloud's answer and the state commit, the next pass still knows which
-	// of the values now in the cloud are its own.
+	// Users go a chunk at a time: the intent recorded, the writes, then
+	// what the cloud confirmed; the watermarks only once every chunk is
+	// done.
+	out := a.newSpill()
+	p.Stats.resetOutcome()
+	retry := map[string]string{} // by source: why its users are to be retried
+	chunk := make([]*UserPlan, 0, cloudChunk)
+	changed := 0
+	flush := func() error {
+		p.noteHeld(len(chunk))
+		if err := a.applyChunk(ctx, chunk, retry); err != nil {
+			return err
+		}
+		var shown []*UserPlan
+		for _, u := range chunk {
+			if u.reportable(p.Mode) {
+				p.Stats.tally(u, p.Mode, 1)
+				shown = append(shown, u)
+			}
+		}
+		if err := out.putRun(shown); err != nil {
+			return err
+		}
+		clear(chunk)
+		chunk, changed = chunk[:0], 0
+		return nil
+	}
+	fail := func(err error) error {
+		_ = out.close()
+		return err
+	}
+	for u, err := range p.all() {
+		if err != nil {
+			return fail(err)
+		}
+		chunk = append(chunk, u)
+		if u.Changed() {
+			changed++
+		}
+		// A chunk sends cloudChunk users' writes (full batches), and
+		// holds few more users that only need their records.
+		if changed == cloudChunk || len(chunk) == 2*cloudChunk {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	if err := out.flush(); err != nil {
+		return fail(err)
+	}
+	_ = p.users.close()
+	p.users, p.overrides = out, nil
+
+	tenantErr := a.applyTenant(ctx, p)
+
+	commit := state.Commit{Deletes: p.forget, Meta: map[string]any{}}
+	for source, tr := range p.tracking {
+		if why := retry[source]; why == "" {
+			commit.Meta[metaTracking(source)] = tr
+		} else {
+			// The watermark stays where it was, so the next incremental
+			// pass reads these users again and retries them.
+			a.log.Info("change-tracking watermark not advanced", zap.String("source", source), zap.String("reason", why))
+		}
+	}
+	a.noteRemovals(p, p.Guard.Tripped, commit.Meta)
+	if err := a.store.Commit(commit); err != nil {
+		return fmt.Errorf("agent: recording results: %w", err)
+	}
+	a.writeSettled(p.settle)
+	if b, ok := a.store.(interface{ Backup() error }); ok {
+		// The copy a lost or damaged state file is restored from.
+		if err := b.Backup(); err != nil {
+			a.log.Warn("state backup failed; the state file itself is committed", zap.Error(err))
+		}
+	}
+	result, msg := "ok", ""
+	switch {
+	case p.Err() != nil:
+		result, msg = "partial", p.Err().Error()
+	case tenantErr != nil:
+		result, msg = "partial", tenantErr.Error()
+	case p.Stats.UsersFailed > 0:
+		result = "partial"
+	case p.Stats.UsersChanged > 0 || p.TenantChanges() > 0:
+		result = "changes"
+	}
+	a.record(p, result, msg)
+	return errors.Join(ctx.Err(), tenantErr)
+}
+
+// applyChunk applies a chunk of a plan's users: it records their intent
+// before writing, so that if certsync dies between the cloud's answer and
+// the state commit, the next pass still knows which of the values now in
+// the cloud are its own; then it writes, and commits what the cloud
+// confirmed. It notes in retry, by source, a user to be tried again.
+func (a *Agent) applyChunk(ctx context.Context, chunk []*UserPlan, retry map[string]string) error {
 	var pending []state.Record
-	for _, u := range p.Users {
+	for _, u := range chunk {
 		if !u.Changed() {
 			continue
 		}
@@ -60,7 +156,7 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 	for ti, target := range a.targets {
 		var updates []cloudsink.Update
 		var owners []*TargetPlan
-		for _, u := range p.Users {
+		for _, u := range chunk {
 			for _, t := range u.Targets {
 				if t.target == ti && t.Problem == "" && t.Change.Changed() {
 					updates = append(updates, cloudsink.Update{Key: u.Anchor, Source: u.Source, AccountID: t.CloudID, Target: t.Target,
@@ -82,14 +178,10 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 		}
 	}
 
-	tenantErr := a.applyTenant(ctx, p)
-
 	var puts []state.Record
-	deletes := append([]string(nil), p.forget...)
-	if p.settle == nil {
-		p.settle = map[string]state.Settled{}
-	}
-	for _, u := range slices.Concat(p.Users, p.quiet) {
+	var deletes []string
+	marks := map[string]state.Settled{}
+	for _, u := range chunk {
 		rec, keep := u.finalRecord(a)
 		switch {
 		case keep && !u.sameAsBefore(rec):
@@ -98,49 +190,24 @@ func (a *Agent) Apply(ctx context.Context, p *Plan, allowDeletes int) error {
 			deletes = append(deletes, u.Anchor)
 		}
 		if keep && u.mark != nil && u.inLine(rec) {
-			p.settle[u.Anchor] = *u.mark
+			marks[u.Anchor] = *u.mark
 		}
 		for _, t := range u.Targets {
 			if t.Err != nil {
 				a.log.Warn("cloud write failed", zap.String("user", u.Name), zap.String("target", t.Target), zap.Error(t.Err))
 			}
 		}
-	}
-	commit := state.Commit{Puts: puts, Deletes: deletes, Meta: map[string]any{}}
-	for source, tr := range p.tracking {
-		if why := p.retryLater(source); why == "" {
-			commit.Meta[metaTracking(source)] = tr
-		} else {
-			// The watermark stays where it was, so the next incremental
-			// pass reads these users again and retries them.
-			a.log.Info("change-tracking watermark not advanced", zap.String("source", source), zap.String("reason", why))
+		if why := u.retryLater(); why != "" && retry[u.Source] == "" {
+			retry[u.Source] = why
 		}
 	}
-	a.noteRemovals(p, p.Guard.Tripped, commit.Meta)
-	if err := a.store.Commit(commit); err != nil {
+	if err := a.store.Commit(state.Commit{Puts: puts, Deletes: deletes}); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
-	a.writeSettled(p.settle)
-	if b, ok := a.store.(interface{ Backup() error }); ok {
-		// The copy a lost or damaged state file is restored from.
-		if err := b.Backup(); err != nil {
-			a.log.Warn("state backup failed; the state file itself is committed", zap.Error(err))
-		}
-	}
-	p.count()
-	result, msg := "ok", ""
-	switch {
-	case p.Err() != nil:
-		result, msg = "partial", p.Err().Error()
-	case tenantErr != nil:
-		result, msg = "partial", tenantErr.Error()
-	case p.Stats.UsersFailed > 0:
-		result = "partial"
-	case p.Stats.UsersChanged > 0 || p.TenantChanges() > 0:
-		result = "changes"
-	}
-	a.record(p, result, msg)
-	return errors.Join(ctx.Err(), tenantErr)
+	// Only once the records are in line: a mark on a record that is
+	// not would skip a user who needs work.
+	a.writeSettled(marks)
+	return nil
 }
 
 // baseRecord is the user's state record with its identity refreshed.
@@ -220,20 +287,15 @@ func (u *UserPlan) finalRecord(a *Agent) (state.Record, bool) {
 // still owns and withdraws.
 const deletedRetention = 30 * 24 * time.Hour
 
-// retryLater names a user of source whose outcome may change by trying
-// again (a failed lookup, a write that failed for a passing reason, a
-// wait for another user), or "" when every user is settled. Refusals and
-// users without a cloud account wait for their next change or the next
-// full read.
-func (p *Plan) retryLater(source string) string {
-	for _, u := range slices.Concat(p.Users, p.quiet) {
-		if u.Source != source {
-			continue
-		}
-		for _, t := range u.Targets {
-			if (t.Err != nil && !refused(t.Err)) || t.retry {
-				return fmt.Sprintf("%s (%s) is to be retried", u.Name, t.Target)
-			}
+// retryLater says why the user's outcome may change by trying again (a
+// failed lookup, a write that failed for a passing reason, a wait for
+// another user), or "" when it is settled; a source's watermark stays
+// while one of its users is to be retried. Refusals and users without a
+// cloud account wait for their next change or the next full read.
+func (u *UserPlan) retryLater() string {
+	for _, t := range u.Targets {
+		if (t.Err != nil && !refused(t.Err)) || t.retry {
+			return fmt.Sprintf("%s (%s) is to be retried", u.Name, t.Target)
 		}
 	}
 	return ""

@@ -1,13 +1,152 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/certsync/certsync/mapping"
 	"github.com/certsync/certsync/state"
 )
+
+// planIndex is what a plan keeps of each candidate to find, once every
+// user is spilled, the few that may clash: hashes of the accounts they
+// resolved to and of the unique values they hold, with their places.
+// Equal hashes are only suspects: the users are read back and compared.
+type planIndex struct {
+	seed maphash.Seed
+	// accounts, per target: the account a user resolved to.
+	accounts [][]ixEntry
+	// values, per attribute (a.attrs): each value a user would hold in an
+	// attribute whose values sit on one account only.
+	values [][]ixEntry
+	// claims: attribute + "\x00" + account, for users that newly match an
+	// account, which another state record may link (n: the target).
+	claims []ixEntry
+	// noClaims: the state is empty, no record links an account.
+	noClaims bool
+}
+
+// ixEntry is one hash of one user: pos is its number in the plan's
+// users, seq its place in the order read, n an item number.
+type ixEntry struct {
+	h           uint64
+	pos, seq, n uint32
+}
+
+func (a *Agent) newPlanIndex() *planIndex {
+	return &planIndex{seed: maphash.MakeSeed(), accounts: make([][]ixEntry, len(a.targets)), values: make([][]ixEntry, len(a.attrs))}
+}
+
+func (ix *planIndex) hash(s string) uint64 { return maphash.String(ix.seed, s) }
+
+// note indexes candidate up, number pos in the plan, seq-th read.
+func (ix *planIndex) note(a *Agent, up *UserPlan, pos, seq int) {
+	for ti := range a.targets {
+		id := up.accountIn(ti)
+		if id == "" {
+			continue
+		}
+		ix.accounts[ti] = append(ix.accounts[ti], ixEntry{ix.hash(id), uint32(pos), uint32(seq), 0})
+		if ix.noClaims || up.Departed || up.claims(ti, id) {
+			continue
+		}
+		for _, t := range up.Targets {
+			if t.target == ti {
+				ix.claims = append(ix.claims, ixEntry{ix.hash(t.Target + "\x00" + id), uint32(pos), uint32(seq), uint32(ti)})
+			}
+		}
+	}
+	if up.Departed || up.Problem != "" {
+		return
+	}
+	for ai, at := range a.attrs {
+		if !at.unique {
+			continue
+		}
+		for _, t := range up.Targets {
+			if t.Target != at.name || t.Problem != "" {
+				continue
+			}
+			for vi, v := range union(t.Change.Add, t.Change.Owned) {
+				ix.values[ai] = append(ix.values[ai], ixEntry{ix.hash(v), uint32(pos), uint32(seq), uint32(vi)})
+			}
+		}
+	}
+}
+
+// bytes is the index's size, for tests.
+func (ix *planIndex) bytes() int {
+	n := len(ix.claims)
+	for _, l := range slices.Concat(ix.accounts, ix.values) {
+		n += len(l)
+	}
+	return n * int(unsafe.Sizeof(ixEntry{}))
+}
+
+// suspects yields the runs of entries sharing a hash, more than one
+// each, ordered by their first entry's place in the order read.
+func suspects(entries []ixEntry) [][]ixEntry {
+	slices.SortFunc(entries, func(x, y ixEntry) int {
+		return cmp.Or(cmp.Compare(x.h, y.h), cmp.Compare(x.seq, y.seq), cmp.Compare(x.n, y.n))
+	})
+	var out [][]ixEntry
+	for i := 0; i < len(entries); {
+		j := i + 1
+		for j < len(entries) && entries[j].h == entries[i].h {
+			j++
+		}
+		if j-i > 1 {
+			out = append(out, entries[i:j])
+		}
+		i = j
+	}
+	slices.SortFunc(out, func(x, y []ixEntry) int { return cmp.Or(cmp.Compare(x[0].seq, y[0].seq), cmp.Compare(x[0].n, y[0].n)) })
+	return out
+}
+
+// settler reads the suspects of a plan back and changes those that do
+// clash; the changed users become the plan's overrides.
+type settler struct {
+	a      *Agent
+	p      *Plan
+	loaded map[int]*UserPlan
+}
+
+// user reads user pos back once; its figures are taken out of the plan's
+// until done counts it again as changed.
+func (s *settler) user(pos uint32) (*UserPlan, error) {
+	if u, ok := s.loaded[int(pos)]; ok {
+		return u, nil
+	}
+	u, err := s.p.users.get(int(pos))
+	if err != nil {
+		return nil, err
+	}
+	if s.loaded == nil {
+		s.loaded = map[int]*UserPlan{}
+	}
+	s.loaded[int(pos)] = u
+	s.p.Stats.tally(u, s.p.Mode, -1)
+	return u, nil
+}
+
+// done makes the users read back the plan's overrides.
+func (s *settler) done() {
+	for pos, u := range s.loaded {
+		s.p.Stats.tally(u, s.p.Mode, 1)
+		if s.p.users.onFile() {
+			if s.p.overrides == nil {
+				s.p.overrides = map[int]*UserPlan{}
+			}
+			s.p.overrides[pos] = u
+		}
+	}
+	s.p.noteHeld(0)
+}
 
 // conflicts keeps two directory users (from one directory or several)
 // from writing the same account: the cloud holds one collection per
@@ -17,46 +156,75 @@ import (
 // are both reported. A user newly matching an account whose values
 // certsync already publishes for another user is reported, and the other
 // user keeps its values.
-func (a *Agent) conflicts(candidates []*UserPlan) error {
-	var claims map[string]state.Record // attribute + "\x00" + account id → the record holding it
+func (s *settler) conflicts(ix *planIndex) error {
+	a := s.a
+	grouped := map[[2]uint32]bool{} // (pos, target) of users in a group
 	for ti := range a.targets {
-		byAccount := map[string][]*UserPlan{}
-		var ids []string
-		for _, up := range candidates {
-			id := up.accountIn(ti)
-			if id == "" {
-				continue
-			}
-			if byAccount[id] == nil {
-				ids = append(ids, id)
-			}
-			byAccount[id] = append(byAccount[id], up)
-		}
-		for _, id := range ids {
-			group := byAccount[id]
-			if len(group) > 1 {
-				a.settleGroup(ti, id, group)
-				continue
-			}
-			up := group[0]
-			if up.Departed || up.claims(ti, id) {
-				continue
-			}
-			if claims == nil {
-				var err error
-				if claims, err = a.accountClaims(); err != nil {
+		for _, run := range suspects(ix.accounts[ti]) {
+			byAccount := map[string][]*UserPlan{}
+			posOf := map[*UserPlan]uint32{}
+			var ids []string
+			for _, e := range run {
+				up, err := s.user(e.pos)
+				if err != nil {
 					return err
 				}
+				id := up.accountIn(ti)
+				if byAccount[id] == nil {
+					ids = append(ids, id)
+				}
+				byAccount[id] = append(byAccount[id], up)
+				posOf[up] = e.pos
 			}
-			for _, t := range up.Targets {
-				if t.target != ti {
-					continue
+			for _, id := range ids {
+				group := byAccount[id]
+				if len(group) < 2 {
+					continue // two accounts whose hashes collide
 				}
-				if other, ok := claims[t.Target+"\x00"+id]; ok && other.Anchor != up.Anchor {
-					up.block(ti, fmt.Sprintf("conflict: this %s (%s) already holds values certsync publishes for %s (directory %s); two directory users cannot share one account: fix the match (%s) in one directory",
-						a.targets[ti].Account(), accountName(t), recordName(other), a.recordSource(other), a.targets[ti].Match().SourceAttribute), false)
-					break
+				for _, up := range group {
+					grouped[[2]uint32{posOf[up], uint32(ti)}] = true
 				}
+				a.settleGroup(ti, id, group)
+			}
+		}
+	}
+	var need []ixEntry
+	for _, e := range ix.claims {
+		if !grouped[[2]uint32{e.pos, e.n}] {
+			need = append(need, e)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	claims, err := a.accountClaims(ix, need)
+	if err != nil || len(claims) == 0 {
+		return err
+	}
+	checked := map[[2]uint32]bool{}
+	for _, e := range need {
+		key := [2]uint32{e.pos, e.n}
+		if checked[key] {
+			continue
+		}
+		checked[key] = true
+		up, err := s.user(e.pos)
+		if err != nil {
+			return err
+		}
+		ti := int(e.n)
+		id := up.accountIn(ti)
+		if id == "" {
+			continue
+		}
+		for _, t := range up.Targets {
+			if t.target != ti {
+				continue
+			}
+			if other, ok := claims[t.Target+"\x00"+id]; ok && other.Anchor != up.Anchor {
+				up.block(ti, fmt.Sprintf("conflict: this %s (%s) already holds values certsync publishes for %s (directory %s); two directory users cannot share one account: fix the match (%s) in one directory",
+					a.targets[ti].Account(), accountName(t), recordName(other), a.recordSource(other), a.targets[ti].Match().SourceAttribute), false)
+				break
 			}
 		}
 	}
@@ -135,14 +303,23 @@ func (u *UserPlan) block(ti int, why string, wait bool) {
 	}
 }
 
-// accountClaims indexes the state: which record links each account of
-// each attribute.
-func (a *Agent) accountClaims() (map[string]state.Record, error) {
+// accountClaims reads from the state which record links each account of
+// each attribute, for the attribute + account hashes of need.
+func (a *Agent) accountClaims(ix *planIndex, need []ixEntry) (map[string]state.Record, error) {
+	hashes := make([]uint64, len(need))
+	for i, e := range need {
+		hashes[i] = e.h
+	}
+	slices.Sort(hashes)
 	claims := map[string]state.Record{}
 	err := a.store.ForEach(func(rec state.Record) error {
 		for attr, tr := range rec.Targets {
-			if tr.CloudID != "" {
-				claims[attr+"\x00"+tr.CloudID] = state.Record{Anchor: rec.Anchor, Source: rec.Source, DN: rec.DN, Name: rec.Name}
+			if tr.CloudID == "" {
+				continue
+			}
+			key := attr + "\x00" + tr.CloudID
+			if _, ok := slices.BinarySearch(hashes, ix.hash(key)); ok {
+				claims[key] = state.Record{Anchor: rec.Anchor, Source: rec.Source, DN: rec.DN, Name: rec.Name}
 			}
 		}
 		return nil
@@ -179,34 +356,67 @@ func accountName(t *TargetPlan) string {
 // hold: which of them the certificate belongs to cannot be told, so
 // neither gets it and both are reported. A user already holding it keeps
 // it (a blocked attribute is not written).
-func (a *Agent) duplicates(candidates []*UserPlan) {
-	for _, at := range a.attrs {
+func (s *settler) duplicates(ix *planIndex) error {
+	for ai, at := range s.a.attrs {
 		if !at.unique {
 			continue
 		}
-		holders := map[string][]*UserPlan{}
-		var values []string
-		for _, up := range candidates {
-			if up.Departed || up.Problem != "" {
-				continue
-			}
-			for _, t := range up.Targets {
-				if t.Target != at.name || t.Problem != "" {
+		type held struct {
+			v      string
+			seq, n uint32
+		}
+		var groups [][]*UserPlan
+		var firsts []held
+		for _, run := range suspects(ix.values[ai]) {
+			// The run's users, once each, in the order read; their values
+			// with this hash (several only when two values collide).
+			holders := map[string][]*UserPlan{}
+			var values []held
+			seen := map[uint32]bool{}
+			for _, e := range run {
+				if seen[e.pos] {
 					continue
 				}
-				for _, v := range union(t.Change.Add, t.Change.Owned) {
-					if holders[v] == nil {
-						values = append(values, v)
+				seen[e.pos] = true
+				up, err := s.user(e.pos)
+				if err != nil {
+					return err
+				}
+				if up.Departed || up.Problem != "" {
+					continue
+				}
+				for _, t := range up.Targets {
+					if t.Target != at.name || t.Problem != "" {
+						continue
 					}
-					holders[v] = append(holders[v], up)
+					for vi, v := range union(t.Change.Add, t.Change.Owned) {
+						if ix.hash(v) != run[0].h {
+							continue
+						}
+						if holders[v] == nil {
+							values = append(values, held{v, e.seq, uint32(vi)})
+						}
+						holders[v] = append(holders[v], up)
+					}
+				}
+			}
+			for _, h := range values {
+				if len(holders[h.v]) > 1 {
+					groups = append(groups, holders[h.v])
+					firsts = append(firsts, h)
 				}
 			}
 		}
-		for _, v := range values {
-			group := holders[v]
-			if len(group) < 2 {
-				continue
-			}
+		// In the order the values first appear among the users read.
+		order := make([]int, len(groups))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(i, j int) int {
+			return cmp.Or(cmp.Compare(firsts[i].seq, firsts[j].seq), cmp.Compare(firsts[i].n, firsts[j].n))
+		})
+		for _, i := range order {
+			group, v := groups[i], firsts[i].v
 			names := make([]string, len(group))
 			for i, up := range group {
 				names[i] = fmt.Sprintf("%s (directory %s)", up.Name, up.Source)
@@ -217,4 +427,5 @@ func (a *Agent) duplicates(candidates []*UserPlan) {
 			}
 		}
 	}
+	return nil
 }

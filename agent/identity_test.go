@@ -36,7 +36,7 @@ func TestColleaguesCertificateIsRejected(t *testing.T) {
 		t.Errorf("b holds %v, want nothing", got)
 	}
 	var rejected []mapping.Rejection
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		if u.Anchor == "anchor-b" {
 			rejected = u.Rejected
 		}

@@ -56,7 +56,7 @@ func TestPendingWriteIsOwnedAfterACrash(t *testing.T) {
 	}
 	f.src.users = []mapping.SourceUser{a}
 	p := f.pass(context.Background())
-	tp := p.Users[0].Targets[0]
+	tp := slices.Collect(p.Users())[0].Targets[0]
 	if !mapping.SameSet(tp.Change.Remove, []string{"X509:<SKI>AA"}) {
 		t.Fatalf("the landed pending value must be removed as certsync's own: %+v", tp.Change)
 	}
@@ -82,8 +82,8 @@ func TestSyncedUserIsReportedNotWritten(t *testing.T) {
 		t.Fatal("a write was sent for a user Graph refuses")
 	}
 	// Skipped and reported, not a failure: the pass exits 0 for it.
-	tp := p.Users[0].Targets[0]
-	if p.Stats.UsersFailed != 0 || p.Stats.UsersSkipped != 1 || !tp.Skipped || p.Users[0].Failed() || !strings.Contains(tp.Problem, "onPremisesSyncEnabled") {
+	tp := slices.Collect(p.Users())[0].Targets[0]
+	if p.Stats.UsersFailed != 0 || p.Stats.UsersSkipped != 1 || !tp.Skipped || slices.Collect(p.Users())[0].Failed() || !strings.Contains(tp.Problem, "onPremisesSyncEnabled") {
 		t.Fatalf("want the refusal reported as skipped: %+v %+v", p.Stats, tp)
 	}
 	rec, ok, err := f.store.Get(s.Anchor)
@@ -263,7 +263,7 @@ func TestFailedWriteKeepsIntentUnlessRefused(t *testing.T) {
 			if err := ag.Apply(context.Background(), p, 0); err != nil {
 				t.Fatal(err)
 			}
-			if tp := p.Users[0].Targets[0]; tp.Err == nil || tp.Applied {
+			if tp := slices.Collect(p.Users())[0].Targets[0]; tp.Err == nil || tp.Applied {
 				t.Fatalf("the write should have failed: %+v", tp)
 			}
 			rec, _, err := f.store.Get(a.Anchor)

@@ -6,8 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -26,14 +26,14 @@ const (
 )
 
 // Plan is what one pass would change, computed before anything is
-// written. It lists only users worth showing: those with changes,
+// written. Users lists only users worth showing: those with changes,
 // problems or rejected certificates (and, in user mode, the one user).
+// A large plan keeps its users in a temporary file: Close it.
 type Plan struct {
 	// Mode is ModeUser, ModeIncremental when every directory read was
 	// incremental, else ModeFull.
 	Mode    string
 	Started time.Time
-	Users   []*UserPlan // sorted by Name, then Source, then Anchor
 	Stats   Stats
 	Guard   Guard
 	// FullReason says why a pass asked to be incremental read everything
@@ -50,10 +50,22 @@ type Plan struct {
 	// tracking is committed with the results, per source name; only
 	// sources read in full or incremental mode that succeeded.
 	tracking map[string]*tracking
-	// quiet are users looked up in the cloud with nothing to show or
-	// write; their state may still have news (values found already in
-	// place), so Apply records them too.
-	quiet []*UserPlan
+	// users are every user of the plan: those worth showing (Users) and
+	// those looked up in the cloud with nothing to show or write, whose
+	// state may still have news (values found already in place), so Apply
+	// records them too. Kept in runs sorted in report order, in a
+	// temporary file when there are many (spill).
+	users *spill
+	// overrides are users changed after they were spilled (conflict.go),
+	// by number in users.
+	overrides map[int]*UserPlan
+	// given: the users were set by hand (SetUsers), all to show.
+	given bool
+	// readErr: reading users back failed (UsersErr).
+	readErr error
+	// held is the most users the plan held in memory at once while it was
+	// made and applied (chunks, overrides), for tests.
+	held int
 
 	// forget lists anchors whose state records hold nothing certsync
 	// published and whose users the directory no longer returns.
@@ -64,6 +76,64 @@ type Plan struct {
 	// settled counts the users whose settled marks held.
 	settled int
 }
+
+// Users yields the users worth showing: those with changes, problems or
+// rejected certificates (and, in user mode, the one user), sorted by
+// Name, then Source, then Anchor. A large plan reads them back from its
+// temporary file each time: UsersErr says whether that failed.
+func (p *Plan) Users() iter.Seq[*UserPlan] {
+	return func(yield func(*UserPlan) bool) {
+		if p.users == nil {
+			return
+		}
+		for i, u := range p.users.merged(&p.readErr) {
+			if o := p.overrides[i]; o != nil {
+				u = o
+			}
+			if (p.given || u.reportable(p.Mode)) && !yield(u) {
+				return
+			}
+		}
+	}
+}
+
+// SetUsers makes users, in this order, the plan's users to show, held in
+// memory: for plans put together by hand (tests, tools), not to apply.
+func (p *Plan) SetUsers(users ...*UserPlan) *Plan {
+	p.users = &spill{mem: users, after: len(users), runs: [][2]int{{0, len(users)}}}
+	p.given = true
+	return p
+}
+
+// UsersErr is the error that cut Users short, if any.
+func (p *Plan) UsersErr() error { return p.readErr }
+
+// Close gives back what the plan holds beyond memory (its temporary
+// file). Users yields nothing after.
+func (p *Plan) Close() error {
+	err := p.users.close()
+	p.users, p.overrides = nil, nil
+	return err
+}
+
+// all yields every user of the plan in the order kept (the runs one
+// after the other), overrides in their place.
+func (p *Plan) all() iter.Seq2[*UserPlan, error] {
+	return func(yield func(*UserPlan, error) bool) {
+		i := 0
+		for u, err := range p.users.scan(0, p.users.len()) {
+			if o := p.overrides[i]; o != nil && err == nil {
+				u = o
+			}
+			i++
+			if !yield(u, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (p *Plan) noteHeld(n int) { p.held = max(p.held, n+len(p.overrides)) }
 
 // SourceReport is one directory's part of a pass.
 type SourceReport struct {
@@ -139,6 +209,9 @@ type UserPlan struct {
 
 	record    state.Record
 	hasRecord bool
+	// lookup: a candidate, looked up in the cloud (the others are only
+	// reported).
+	lookup bool
 	// reclaim is, per target attribute, what PlanOptions.Reclaim may take
 	// back as certsync's own (nil otherwise).
 	reclaim [][]string
@@ -325,9 +398,9 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	}
 	p.Stats.UsersInState = n
 	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: map[string]string{}, memo: a.newChainMemo(p.Started),
-		settling: a.newSettling(o, crls)}
+		settling: a.newSettling(o, crls), found: a.newSpill(), dropped: map[string]bool{}}
+	defer pl.found.close()
 	p.settle = map[string]state.Settled{}
-
 	if p.Mode == ModeUser {
 		if err := pl.findUser(ctx, o.User); err != nil {
 			return nil, err
@@ -339,43 +412,110 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	}
 	pl.memo.flush()
 
-	if err := a.resolve(ctx, pl.candidates); err != nil {
+	p.users = a.newSpill()
+	if err := a.settle(ctx, p, pl); err != nil {
+		_ = p.Close()
 		return nil, err
 	}
-	if err := a.conflicts(pl.candidates); err != nil {
-		return nil, err
-	}
-	a.duplicates(pl.candidates)
-	for _, up := range pl.candidates {
-		if up.reportable(p.Mode) {
-			p.Users = append(p.Users, up)
-		} else {
-			p.quiet = append(p.quiet, up)
-		}
-	}
-	p.Users = append(p.Users, pl.reportOnly...)
 	if p.Mode != ModeUser {
 		a.planTenant(ctx, p, o.Reconcile || o.Reclaim)
 	}
-	sort.Slice(p.Users, func(i, j int) bool {
-		ui, uj := p.Users[i], p.Users[j]
-		if ui.Name != uj.Name {
-			return ui.Name < uj.Name
-		}
-		if ui.Source != uj.Source {
-			return ui.Source < uj.Source
-		}
-		return ui.Anchor < uj.Anchor
-	})
-	p.count()
 	published := p.Stats.UsersInState
 	if p.Stats.UsersRemoving > 0 {
 		if published, err = a.publishedUsers(); err != nil {
+			_ = p.Close()
 			return nil, err
 		}
 	}
 	p.Guard = a.guard(p.Stats, published, pl.drops)
 	return p, nil
+}
+
+// settle takes the users read from pl through the cloud lookups a chunk
+// at a time into p's runs, indexing what two users can clash on, then
+// settles the clashes (conflicts, duplicates) and counts the plan.
+func (a *Agent) settle(ctx context.Context, p *Plan, pl *planner) error {
+	if err := pl.found.flush(); err != nil {
+		return err
+	}
+	read := func(yield func(*UserPlan, error) bool) {
+		for up, err := range pl.found.scan(0, pl.found.len()) {
+			if err == nil && pl.dropped[up.Source] {
+				continue
+			}
+			if !yield(up, err) || err != nil {
+				return
+			}
+		}
+	}
+	for ti := range a.targets {
+		done, err := a.prefetch(ctx, ti, read)
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
+	ix := a.newPlanIndex()
+	// With no record in the state, no account is linked to another user.
+	ix.noClaims = p.Stats.UsersInState == 0
+	chunk := make([]*UserPlan, 0, cloudChunk)
+	seq := 0
+	flush := func() error {
+		p.noteHeld(len(chunk))
+		if err := a.resolve(ctx, chunk); err != nil {
+			return err
+		}
+		// Candidates are indexed in the order read, for conflict messages
+		// that name users in that order.
+		seqs := make(map[*UserPlan]int, len(chunk))
+		for _, up := range chunk {
+			seqs[up] = seq
+			seq++
+		}
+		slices.SortFunc(chunk, reportOrder)
+		start := p.users.len()
+		for i, up := range chunk {
+			if err := p.users.put(up); err != nil {
+				return err
+			}
+			if up.lookup {
+				ix.note(a, up, start+i, seqs[up])
+			}
+			p.Stats.tally(up, p.Mode, 1)
+		}
+		if len(chunk) > 0 {
+			p.users.runs = append(p.users.runs, [2]int{start, p.users.len()})
+		}
+		clear(chunk)
+		chunk = chunk[:0]
+		return nil
+	}
+	for up, err := range read {
+		if err != nil {
+			return err
+		}
+		chunk = append(chunk, up)
+		if len(chunk) == cloudChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := p.users.flush(); err != nil {
+		return err
+	}
+	s := &settler{a: a, p: p}
+	if err := s.conflicts(ix); err != nil {
+		return err
+	}
+	if err := s.duplicates(ix); err != nil {
+		return err
+	}
+	s.done()
+	return nil
 }
 
 // evaluate decides what one source user should have and whether the cloud
@@ -478,8 +618,13 @@ func (a *Agent) targetPlan(at attrSpec, source string, desired []string) *Target
 	if sl, ok := t.(sourceLimiter); ok {
 		limit = sl.LimitFor(name, source)
 	}
-	return &TargetPlan{Target: name, target: at.target, limit: limit, adopt: at.adopt, Desired: desired,
-		show: func(v string) string { return t.Describe(name, v) }}
+	return &TargetPlan{Target: name, target: at.target, limit: limit, adopt: at.adopt, Desired: desired, show: a.describer(at.target, name)}
+}
+
+// describer shows attribute name's values of target ti to people.
+func (a *Agent) describer(ti int, name string) func(string) string {
+	t := a.targets[ti]
+	return func(v string) string { return t.Describe(name, v) }
 }
 
 // sourceLimiter is a target whose attributes hold a different number of
@@ -495,33 +640,32 @@ type removalWarner interface {
 	RemovalWarning(attr string) string
 }
 
-// resolve looks the candidates up in each target and computes their
-// changes. It goes cloudChunk users at a time, so that what the cloud
-// answers (whole accounts, most of it not kept) never piles up for the
-// whole directory.
-func (a *Agent) resolve(ctx context.Context, candidates []*UserPlan) error {
+// resolve looks a chunk of users up in each target and computes their
+// changes (users that are only reported are left as they are). The
+// caller goes cloudChunk users at a time, so that what the cloud answers
+// (whole accounts, most of it not kept) never piles up for the whole
+// directory.
+func (a *Agent) resolve(ctx context.Context, chunk []*UserPlan) error {
 	for ti, t := range a.targets {
-		done, err := a.prefetch(ctx, ti, candidates)
-		if err != nil {
-			return err
+		var lookups []cloudsink.Lookup
+		for _, up := range chunk {
+			if !up.lookup {
+				continue
+			}
+			if l, ok := a.lookupFor(ti, up); ok {
+				lookups = append(lookups, l)
+			}
 		}
-		defer done()
-		for chunk := range slices.Chunk(candidates, cloudChunk) {
-			var lookups []cloudsink.Lookup
-			for _, up := range chunk {
-				if l, ok := a.lookupFor(ti, up); ok {
-					lookups = append(lookups, l)
-				}
+		var found map[string]cloudsink.LookupResult
+		if len(lookups) > 0 {
+			var err error
+			found, err = t.Lookup(ctx, lookups)
+			if err != nil {
+				return fmt.Errorf("agent: looking up %d users in %s: %w", len(lookups), t.Name(), err)
 			}
-			var found map[string]cloudsink.LookupResult
-			if len(lookups) > 0 {
-				var err error
-				found, err = t.Lookup(ctx, lookups)
-				if err != nil {
-					return fmt.Errorf("agent: looking up %d users in %s: %w", len(lookups), t.Name(), err)
-				}
-			}
-			for _, up := range chunk {
+		}
+		for _, up := range chunk {
+			if up.lookup {
 				a.diffUser(ti, up, found)
 			}
 		}
@@ -538,13 +682,19 @@ type bulkLookup interface {
 }
 
 // prefetch hands every lookup of the pass to a bulkLookup target.
-func (a *Agent) prefetch(ctx context.Context, ti int, candidates []*UserPlan) (func(), error) {
+func (a *Agent) prefetch(ctx context.Context, ti int, users iter.Seq2[*UserPlan, error]) (func(), error) {
 	bl, ok := a.targets[ti].(bulkLookup)
 	if !ok {
 		return func() {}, nil
 	}
 	var lookups []cloudsink.Lookup
-	for _, up := range candidates {
+	for up, err := range users {
+		if err != nil {
+			return nil, err
+		}
+		if !up.lookup {
+			continue
+		}
 		if l, ok := a.lookupFor(ti, up); ok {
 			lookups = append(lookups, l)
 		}
@@ -673,39 +823,40 @@ func (a *Agent) diffUser(ti int, up *UserPlan, found map[string]cloudsink.Lookup
 	}
 }
 
-func (p *Plan) count() {
-	s := &p.Stats
-	s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersSkipped, s.UsersFailed, s.ValuesAdded, s.ValuesRemoved = 0, 0, 0, 0, 0, 0, 0
-	for _, u := range p.Users {
-		removing, unmatched, skipped := false, false, false
-		for _, t := range u.Targets {
-			if t.Problem != "" {
-				unmatched = unmatched || t.Unmatched
-				skipped = skipped || t.Skipped
-				continue
-			}
-			s.ValuesAdded += len(t.Change.Add)
-			s.ValuesRemoved += len(t.Change.Remove)
-			// A renewal (one value out, its successor in) is no loss: the
-			// guard counts users left with fewer values.
-			removing = removing || len(t.Change.Remove) > len(t.Change.Add)
+// tally adds (sign 1) or takes back (-1) what a user of a plan in mode
+// counts for in the plan's figures: only users worth showing count.
+func (s *Stats) tally(u *UserPlan, mode string, sign int) {
+	if !u.reportable(mode) {
+		return
+	}
+	removing, unmatched, skipped := false, false, false
+	for _, t := range u.Targets {
+		if t.Problem != "" {
+			unmatched = unmatched || t.Unmatched
+			skipped = skipped || t.Skipped
+			continue
 		}
-		if u.Changed() {
-			s.UsersChanged++
-		}
-		if removing {
-			s.UsersRemoving++
-		}
-		if unmatched {
-			s.UsersUnmatched++
-		}
-		if skipped {
-			s.UsersSkipped++
-		}
-		if u.Failed() {
-			s.UsersFailed++
+		s.ValuesAdded += sign * len(t.Change.Add)
+		s.ValuesRemoved += sign * len(t.Change.Remove)
+		// A renewal (one value out, its successor in) is no loss: the
+		// guard counts users left with fewer values.
+		removing = removing || len(t.Change.Remove) > len(t.Change.Add)
+	}
+	one := func(n *int, on bool) {
+		if on {
+			*n += sign
 		}
 	}
+	one(&s.UsersChanged, u.Changed())
+	one(&s.UsersRemoving, removing)
+	one(&s.UsersUnmatched, unmatched)
+	one(&s.UsersSkipped, skipped)
+	one(&s.UsersFailed, u.Failed())
+}
+
+// resetOutcome zeroes the figures tally counts.
+func (s *Stats) resetOutcome() {
+	s.UsersChanged, s.UsersRemoving, s.UsersUnmatched, s.UsersSkipped, s.UsersFailed, s.ValuesAdded, s.ValuesRemoved = 0, 0, 0, 0, 0, 0, 0
 }
 
 func certInfo(c mapping.Certificate) CertInfo {

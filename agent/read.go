@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,12 +16,16 @@ import (
 
 // planner collects one plan's users as the directories are read.
 type planner struct {
-	a          *Agent
-	p          *Plan
-	reconcile  bool
-	reclaim    bool        // PlanOptions.Reclaim
-	candidates []*UserPlan // to look up in the cloud
-	reportOnly []*UserPlan
+	a         *Agent
+	p         *Plan
+	reconcile bool
+	reclaim   bool // PlanOptions.Reclaim
+	// found are the users read, in the order read: candidates (to look
+	// up in the cloud, UserPlan.lookup) and users only to report.
+	found *spill
+	// dropped are the sources whose read failed: their users in found
+	// are left out of the plan.
+	dropped map[string]bool
 	// seen maps every anchor read in this pass to its source, so that a
 	// user read from two directories is caught and a user that moved
 	// between directories is not taken as departed from the old one.
@@ -40,9 +43,8 @@ type planner struct {
 // it.
 func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, outOfScope bool) (time.Time, error) {
 	if len(u.Unread) > 0 {
-		pl.reportOnly = append(pl.reportOnly, unreadPlan(source, u))
 		pl.p.Stats.CertificatesRejected += len(u.Unread)
-		return time.Time{}, nil
+		return time.Time{}, pl.found.put(unreadPlan(source, u))
 	}
 	if j.settled != nil {
 		pl.p.settled++
@@ -60,9 +62,10 @@ func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, ou
 	pl.p.Stats.CertificatesRejected += len(up.Rejected)
 	switch {
 	case candidate:
-		pl.candidates = append(pl.candidates, up)
+		up.lookup = true
+		err = pl.found.put(up)
 	case up.reportable(pl.p.Mode):
-		pl.reportOnly = append(pl.reportOnly, up)
+		err = pl.found.put(up)
 	case up.mark != nil && up.hasRecord:
 		// Left alone and in line: the next pass may skip it. Such a
 		// user's record is not written by this pass, so its mark holds
@@ -74,7 +77,18 @@ func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, ou
 			clear(pl.p.settle)
 		}
 	}
-	return review, nil
+	return review, err
+}
+
+// candidates adds users to look up in the cloud.
+func (pl *planner) candidates(ups ...*UserPlan) error {
+	for _, up := range ups {
+		up.lookup = true
+		if err := pl.found.put(up); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // findUser plans the one user --user names. It is looked for in every
@@ -178,7 +192,9 @@ func (pl *planner) readAll(ctx context.Context, incremental bool, crls string) e
 		if err != nil {
 			return err
 		}
-		pl.candidates = append(pl.candidates, departed...)
+		if err := pl.candidates(departed...); err != nil {
+			return err
+		}
 		pl.p.forget = append(pl.p.forget, forget...)
 	}
 	pl.p.Orphaned = pl.a.orphaned(orphans)
@@ -188,7 +204,9 @@ func (pl *planner) readAll(ctx context.Context, incremental bool, crls string) e
 			return err
 		}
 		if up != nil {
-			pl.candidates = append(pl.candidates, up)
+			if err := pl.candidates(up); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -223,9 +241,8 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 				// The same object read through two sources (overlapping
 				// configurations): which one owns it cannot be told, so
 				// neither copy decides anything beyond the first.
-				pl.reportOnly = append(pl.reportOnly, &UserPlan{Anchor: u.Anchor, Source: s.Name, DN: u.DN, Name: u.Name(),
+				return pl.found.put(&UserPlan{Anchor: u.Anchor, Source: s.Name, DN: u.DN, Name: u.Name(),
 					Problem: fmt.Sprintf("the same user (anchor %s) was read from directory %s too: the sources overlap; this copy is ignored", u.Anchor, other)})
-				return nil
 			}
 			pl.seen[u.Anchor] = s.Name
 			read++
@@ -291,12 +308,9 @@ func (e *passError) Unwrap() error { return e.err }
 // dropSource takes back what a failed read of source had added: none of
 // its users may change in this pass.
 func (pl *planner) dropSource(source string) {
-	keep := func(list []*UserPlan) []*UserPlan {
-		return slices.DeleteFunc(list, func(up *UserPlan) bool { return up.Source == source })
-	}
 	// Its users stay in seen: one read before the failure must not look
 	// departed from another directory it moved from.
-	pl.candidates, pl.reportOnly = keep(pl.candidates), keep(pl.reportOnly)
+	pl.dropped[source] = true
 }
 
 // departed finds the users of source certsync published for that no

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -140,6 +141,7 @@ func (r *Runner) pass(ctx context.Context, o PassOptions) (*Plan, error) {
 		Sources: sources, Store: store, Targets: r.cfg.Targets, Policy: r.cfg.Policy, Safety: r.cfg.Safety, Log: r.log,
 		Tracking: Tracking{Fingerprint: r.fingerprint, FullInterval: r.cfg.FullInterval},
 		CRLs:     &r.crls,
+		SpillDir: filepath.Dir(r.cfg.StatePath),
 	})
 	if err != nil {
 		return nil, err
@@ -194,6 +196,7 @@ func (r *Runner) Run(ctx context.Context, interval time.Duration) error {
 		}
 		if plan != nil {
 			r.logPlan(plan)
+			_ = plan.Close()
 		}
 		return err
 	}, r.log)
@@ -238,7 +241,7 @@ func (r *Runner) logPlan(plan *Plan) {
 		zap.Int("valuesAdded", s.ValuesAdded), zap.Int("valuesRemoved", s.ValuesRemoved),
 		zap.Int("usersUnmatched", s.UsersUnmatched), zap.Int("usersSkipped", s.UsersSkipped), zap.Int("usersFailed", s.UsersFailed),
 		zap.Int("certificatesRejected", s.CertificatesRejected))
-	for _, u := range plan.Users {
+	for u := range plan.Users() {
 		if u.Failed() {
 			r.log.Warn("user not published", zap.String("user", u.Name), zap.String("source", u.Source), zap.String("dn", u.DN), zap.String("problem", u.ProblemText()))
 		}

@@ -117,7 +117,7 @@ func TestSettledUsersAreNotJudgedAgain(t *testing.T) {
 				t.Errorf("%d settled marks held, want %d", p.settled, tt.settled)
 			}
 			var changed []string
-			for _, u := range p.Users {
+			for u := range p.Users() {
 				if u.Changed() {
 					changed = append(changed, u.Name)
 				}

@@ -28,7 +28,7 @@ func TestFullReadWithdrawsOnlyItsOwnUsers(t *testing.T) {
 	c, wantC := f.user("c@x.test", 1)
 	f.src.users, lab.users = []mapping.SourceUser{a, c}, []mapping.SourceUser{b}
 	p := f.pass(ctx)
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		want := map[string]string{"a@x.test": "test", "b@x.test": "lab", "c@x.test": "test"}[u.Name]
 		if u.Source != want {
 			t.Errorf("%s planned under source %q, want %q", u.Name, u.Source, want)
@@ -101,7 +101,7 @@ func TestFailedSourceVoidsOnlyItsPart(t *testing.T) {
 	if got := f.cloud("b@x.test"); !mapping.SameSet(got, wantB) {
 		t.Fatalf("a failed read changed its users: %v, want %v", got, wantB)
 	}
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		if u.Source == "lab" {
 			t.Fatalf("the failed directory's user %s is in the plan", u.Name)
 		}
@@ -140,7 +140,7 @@ func TestEveryFailedSourceMeansNoPlan(t *testing.T) {
 
 // conflictOf is the problem of the user's Graph target ("" when none).
 func conflictOf(p *Plan, name, source string) *TargetPlan {
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		if u.Name == name && u.Source == source {
 			return u.Targets[0]
 		}
@@ -229,7 +229,7 @@ func TestSameObjectFromTwoSourcesIsReportedOnce(t *testing.T) {
 	f.src.users, lab.users = []mapping.SourceUser{a}, []mapping.SourceUser{a}
 	p := f.pass(ctx)
 	var dup *UserPlan
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		if u.Source == "lab" {
 			dup = u
 		}

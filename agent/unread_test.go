@@ -46,7 +46,7 @@ func TestUnreadValueRemovesNothing(t *testing.T) {
 		t.Fatalf("a's values went: cloud has %v, want %v", got, wantA)
 	}
 	var up *UserPlan
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		if u.Anchor == users[0].Anchor {
 			up = u
 		}

@@ -169,7 +169,7 @@ func (m *Metrics) observePlan(p *agent.Plan, result string) {
 	if p.Mode == agent.ModeFull && allRead {
 		m.expiring.Set(float64(s.CertificatesExpiringSoon))
 	}
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		for _, r := range u.Rejected {
 			m.rejected.WithLabelValues(r.Code).Inc()
 		}

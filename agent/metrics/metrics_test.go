@@ -33,7 +33,7 @@ func TestObservePass(t *testing.T) {
 			agent.ResultChanges, nil, true, "ok: the last pass (changes)"},
 		{"nothing", agent.PassOutcome{Mode: agent.ModeIncremental, Plan: &agent.Plan{Mode: agent.ModeIncremental}},
 			agent.ResultOK, nil, true, "ok"},
-		{"users failed", agent.PassOutcome{Mode: agent.ModeFull, Plan: &agent.Plan{Mode: agent.ModeFull, Users: []*agent.UserPlan{failedUser, failedWrite}, Stats: agent.Stats{UsersFailed: 2}}},
+		{"users failed", agent.PassOutcome{Mode: agent.ModeFull, Plan: (&agent.Plan{Mode: agent.ModeFull, Stats: agent.Stats{UsersFailed: 2}}).SetUsers(failedUser, failedWrite)},
 			agent.ResultPartial, map[string]float64{ReasonUser: 1, ReasonWrite: 1}, true, "ok: the last pass (partial)"},
 		{"one directory failed", agent.PassOutcome{Mode: agent.ModeFull, Err: srcErr, Plan: &agent.Plan{Mode: agent.ModeFull, Sources: []agent.SourceReport{{Name: "ad", Err: errors.New("refused")}, {Name: "ldap"}}}},
 			agent.ResultPartial, map[string]float64{ReasonDirectory: 1}, false, "directory ad: refused"},

@@ -28,7 +28,7 @@ func WriteCSV(w io.Writer, p *agent.Plan) error {
 	if err := cw.Write(CSVHeader); err != nil {
 		return err
 	}
-	for _, up := range p.Users {
+	for up := range p.Users() {
 		u := toUser(up)
 		status := userStatus(up)
 		targets := targetSummary(u)
@@ -55,6 +55,9 @@ func WriteCSV(w io.Writer, p *agent.Plan) error {
 				return err
 			}
 		}
+	}
+	if err := p.UsersErr(); err != nil {
+		return err
 	}
 	cw.Flush()
 	return cw.Error()

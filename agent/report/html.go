@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ type page struct {
 	Verb       string // "Plan" (dry run) or "Pass"
 	Generated  string
 	Several    bool
-	Users      []htmlUser
+	Users      iter.Seq[htmlUser]
 	Sources    []string // directory names, for the filter
 	Codes      []string // rejection codes present, for the filter
 	CountShown int
@@ -72,17 +73,27 @@ func WriteHTML(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 	for _, s := range p.Sources {
 		pg.Sources = append(pg.Sources, s.Name)
 	}
-	for _, u := range p.Users {
-		hu := toHTMLUser(u)
-		for _, r := range hu.Rejected {
+	// The users twice, never all at once: their rejection codes for the
+	// filter, then the page.
+	for u := range p.Users() {
+		for _, r := range u.Rejected {
 			if !slices.Contains(pg.Codes, r.Code) {
 				pg.Codes = append(pg.Codes, r.Code)
 			}
 		}
-		pg.Users = append(pg.Users, hu)
 	}
 	slices.Sort(pg.Codes)
-	return t.Execute(w, pg)
+	pg.Users = func(yield func(htmlUser) bool) {
+		for u := range p.Users() {
+			if !yield(toHTMLUser(u)) {
+				return
+			}
+		}
+	}
+	if err := t.Execute(w, pg); err != nil {
+		return err
+	}
+	return p.UsersErr()
 }
 
 func toHTMLUser(u *agent.UserPlan) htmlUser {

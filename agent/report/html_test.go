@@ -16,16 +16,16 @@ import (
 // to break out of HTML and into spreadsheet formulas.
 func hostilePlan() *agent.Plan {
 	const evil = `</td><script>alert(1)</script><img src=x onerror=alert(2)>"'`
-	return &agent.Plan{Mode: agent.ModeFull, Started: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC),
+	return (&agent.Plan{Mode: agent.ModeFull, Started: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC),
 		Sources: []agent.SourceReport{{Name: "ad" + evil, Mode: agent.ModeFull, UsersRead: 2}, {Name: "ldap", Err: errors.New("refused" + evil)}},
 		Guard:   agent.Guard{Tripped: true, Reason: "3 users" + evil},
-		Users: []*agent.UserPlan{
-			{Anchor: "a1", Source: "ad", Name: "mallory" + evil, DN: "cn=" + evil, Problem: "conflict" + evil,
-				Accepted: []agent.CertInfo{{Subject: "CN=" + evil, Serial: "01", SHA256: "ab", NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Attributes: []string{"userCertificate"}}},
-				Rejected: []mapping.Rejection{{Attribute: "userCertificate", Subject: "=cmd|' /C calc'!A0", Code: "untrusted", Reason: "@SUM(1)" + evil}},
-				Targets:  []*agent.TargetPlan{{Target: "graph.certificateUserIds", Change: mapping.TargetChange{Add: []string{"X509:<SKI>" + evil}, Unowned: []string{"+hand"}}}}},
-			{Anchor: "a2", Source: "ldap", Name: "departed", Departed: true},
-		}}
+	}).SetUsers(
+		&agent.UserPlan{Anchor: "a1", Source: "ad", Name: "mallory" + evil, DN: "cn=" + evil, Problem: "conflict" + evil,
+			Accepted: []agent.CertInfo{{Subject: "CN=" + evil, Serial: "01", SHA256: "ab", NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Attributes: []string{"userCertificate"}}},
+			Rejected: []mapping.Rejection{{Attribute: "userCertificate", Subject: "=cmd|' /C calc'!A0", Code: "untrusted", Reason: "@SUM(1)" + evil}},
+			Targets:  []*agent.TargetPlan{{Target: "graph.certificateUserIds", Change: mapping.TargetChange{Add: []string{"X509:<SKI>" + evil}, Unowned: []string{"+hand"}}}}},
+		&agent.UserPlan{Anchor: "a2", Source: "ldap", Name: "departed", Departed: true},
+	)
 }
 
 func TestWriteHTMLEscapes(t *testing.T) {

@@ -300,18 +300,23 @@ func WriteJSON(w io.Writer, p *agent.Plan, dryRun bool, passErr error) error {
 	// head ends with "\n}": reopen the object to append the users.
 	bw.Write(head[:len(head)-2])
 	bw.WriteString(",\n  \"users\": [")
-	for i, u := range p.Users {
+	shown := false
+	for u := range p.Users() {
 		b, err := json.MarshalIndent(toUser(u), "    ", "  ")
 		if err != nil {
 			return err
 		}
-		if i > 0 {
+		if shown {
 			bw.WriteString(",")
 		}
+		shown = true
 		bw.WriteString("\n    ")
 		bw.Write(b)
 	}
-	if len(p.Users) > 0 {
+	if err := p.UsersErr(); err != nil {
+		return err
+	}
+	if shown {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteString("]\n}\n")
@@ -343,13 +348,16 @@ func WriteTable(w io.Writer, p *agent.Plan, dryRun bool) error {
 		}
 	}
 	fmt.Fprintln(tw)
-	for _, u := range p.Users {
+	for u := range p.Users() {
 		writeUser(tw, u, p.Mode == agent.ModeUser, several)
 		// Columns line up within a user's block; flushing each block keeps
 		// the output streaming however many users the plan holds.
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if err := p.UsersErr(); err != nil {
+		return err
 	}
 	for _, c := range p.Tenant {
 		jt := toTenant(c)

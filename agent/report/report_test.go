@@ -28,7 +28,7 @@ func TestWriteJSON(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &agent.Plan{Mode: agent.ModeFull, Started: time.Unix(0, 0).UTC(), Users: tc.users}
+			p := (&agent.Plan{Mode: agent.ModeFull, Started: time.Unix(0, 0).UTC()}).SetUsers(tc.users...)
 			var buf bytes.Buffer
 			if err := WriteJSON(&buf, p, true, tc.passErr); err != nil {
 				t.Fatal(err)

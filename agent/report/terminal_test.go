@@ -15,12 +15,12 @@ import (
 // escape sequence could erase the line above it, a removal).
 func TestTableShowsControlCharactersEscaped(t *testing.T) {
 	evil := "mallory\x1b[1A\x1b[2K\r\u202eevil\x9b"
-	p := &agent.Plan{Mode: agent.ModeFull, Started: time.Unix(0, 0).UTC(), Users: []*agent.UserPlan{{
+	p := (&agent.Plan{Mode: agent.ModeFull, Started: time.Unix(0, 0).UTC()}).SetUsers(&agent.UserPlan{
 		Anchor: "a", Name: evil, DN: "uid=" + evil,
 		Rejected: []mapping.Rejection{{Code: mapping.RejectExpired, Subject: "CN=" + evil, Reason: "expired"}},
 		Targets: []*agent.TargetPlan{{Target: "graph.certificateUserIds", CloudID: "id",
 			Change: mapping.TargetChange{Remove: []string{"X509:<SKI>01"}}}},
-	}}}
+	})
 	var buf bytes.Buffer
 	if err := WriteTable(&buf, p, true); err != nil {
 		t.Fatal(err)

@@ -100,6 +100,7 @@ func runSync(ctx context.Context, cfg *config.Config, r *agent.Runner, o *syncOp
 	if plan == nil {
 		return passErr
 	}
+	defer func() { _ = plan.Close() }()
 	if err := report.Write(out, format, plan, o.dryRun, passErr); err != nil {
 		return err
 	}

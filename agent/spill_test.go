@@ -1,0 +1,232 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certsync/certsync/cloudsink"
+	"github.com/certsync/certsync/cloudsink/graphtest"
+	"github.com/certsync/certsync/mapping"
+	"github.com/certsync/certsync/mapping/pkitest"
+	"github.com/certsync/certsync/state"
+)
+
+// TestSpillCodecCoversTypes fails when a type the spill codec writes
+// gains a field: encodeUser and decodeUser must learn it, or a large
+// plan would lose it on the way through its temporary file.
+func TestSpillCodecCoversTypes(t *testing.T) {
+	for _, tc := range []struct {
+		v      any
+		fields int
+	}{
+		{UserPlan{}, 20}, {TargetPlan{}, 19}, {state.Settled{}, 3}, {CertInfo{}, 8}, {ValueInfo{}, 4}, {CertVerdict{}, 6},
+		{mapping.Rejection{}, 7}, {mapping.Withheld{}, 3}, {mapping.TargetChange{}, 6},
+		{state.Record{}, 8}, {state.TargetRecord{}, 5},
+	} {
+		if n := reflect.TypeOf(tc.v).NumField(); n != tc.fields {
+			t.Errorf("%T has %d fields, the spill codec (spill.go) writes %d: teach it the new ones", tc.v, n, tc.fields)
+		}
+	}
+}
+
+// TestSpillCodecRoundTrip: a user with every field set comes back from
+// the file as it went in (nil and empty kept apart, times by instant and
+// offset), but for a write error, of which only the text is kept.
+func TestSpillCodecRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 1, 8, 30, 0, 5, time.FixedZone("", 3600))
+	u := &UserPlan{Anchor: "a\x00b", Source: "ad", DN: "cn=é", Name: "n", Departed: true, OutOfScope: true,
+		Accepted: []CertInfo{{Subject: "CN=x", Serial: "01", SHA256: "ab", NotBefore: at, NotAfter: at.Add(time.Hour), Attributes: []string{"userCertificate"}, Warnings: []string{}, SID: "S-1"}},
+		Rejected: []mapping.Rejection{{Attribute: "a", Subject: "s", Serial: "1", SHA256: "h", Code: "expired", Reason: "r", NotBefore: at}},
+		Withheld: []mapping.Withheld{{Attribute: "a", SHA256: "h", Reason: "r"}},
+		Values:   []ValueInfo{{Attribute: "a", SHA256: "h", PKCS7: true, Certificates: []string{"c"}}},
+		Targets: []*TargetPlan{{Target: cloudsink.TargetCertificateUserIDs, CloudID: "id", CloudName: "upn", Desired: []string{"d"},
+			Change:  mapping.TargetChange{Add: []string{"a"}, Remove: []string{}, Final: []string{"f"}, Owned: []string{"o"}, Unowned: []string{"u"}, Dropped: []string{"x"}},
+			Problem: "p", Unmatched: true, Skipped: true, Applied: true, Err: errors.New("boom"), Adopted: []string{"ad"}, Warning: "w",
+			Certificates: []CertVerdict{{Subject: "s", Serial: "1", SHA256: "h", Verdict: VerdictUsed, Reason: "r", PolicyRejected: true}},
+			limit:        10, adopt: true, retry: true, gone: true}},
+		Problem: "problem",
+		record: state.Record{Anchor: "a", Source: "ad", DN: "dn", Name: "n", Problem: "p", ProblemAt: at, UpdatedAt: at.UTC(),
+			Targets: map[string]state.TargetRecord{"t1": {CloudID: "c", Values: []string{"v"}, Pending: []string{}, GoneSince: at}, "t0": {}}},
+		hasRecord: true, reclaim: [][]string{nil, {"r"}}, accepted: 3, expiring: -1, matchKeys: []string{"m"}, lookup: true,
+		mark: &state.Settled{Inputs: [32]byte{1, 2}, Until: at, NotAfter: []time.Time{at, {}}},
+	}
+	f := newFixture(t)
+	a := f.agent()
+	b, err := encodeUser(nil, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.decodeUser(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Targets[0].Describe("v") == "" || got.Targets[0].Err.Error() != "boom" {
+		t.Fatalf("target came back without its display or its error: %+v", got.Targets[0])
+	}
+	got.Targets[0].show, got.Targets[0].Err = nil, u.Targets[0].Err
+	if !reflect.DeepEqual(got, u) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, u)
+	}
+	for i := range b {
+		if _, err := a.decodeUser(b[:i]); err == nil {
+			t.Fatalf("a record cut to %d of %d bytes decoded", i, len(b))
+		}
+	}
+}
+
+// TestStreamedPlanMatchesHeldPlan runs the same passes over a directory
+// of a few chunks twice, once holding the plan in memory and once
+// streaming it through the temporary file: the plans, what is written to
+// the cloud and the state must be the same, and the streamed plan must
+// never hold more than about a chunk of users.
+func TestStreamedPlanMatchesHeldPlan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("issues a few thousand certificates")
+	}
+	n := 2*cloudChunk + 300
+	start := time.Now()
+	ca, err := pkitest.NewRootCA("Stream Test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(cn string) []byte {
+		c, _, err := ca.Issue(pkitest.LeafOptions{CommonName: cn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Raw
+	}
+	var cloud []graphtest.User
+	var users []mapping.SourceUser
+	for i := range n {
+		// Read in an order far from the report's (by name).
+		mail := fmt.Sprintf("u%05d@x.test", (i*7919)%n)
+		cloud = append(cloud, graphtest.User{ID: fmt.Sprintf("id-%05d", i), Mail: mail, UserPrincipalName: mail})
+		users = append(users, mapping.SourceUser{Anchor: fmt.Sprintf("anchor-%05d", i), DN: "uid=" + mail, Attributes: map[string]string{"mail": mail},
+			Values: []mapping.RawValue{{Attribute: mapping.AttrUserCertificate, Data: issue(mail)}}})
+	}
+	// Two directory users match one account, in different chunks.
+	users[n-5].Attributes["mail"] = users[10].Attr("mail")
+	// One certificate on two users, in different chunks: its value may sit
+	// on one account only.
+	shared := issue("shared")
+	users[7].Values = append(users[7].Values, mapping.RawValue{Attribute: mapping.AttrUserCertificate, Data: shared})
+	users[cloudChunk+7].Values = append(users[cloudChunk+7].Values, mapping.RawValue{Attribute: mapping.AttrUserCertificate, Data: shared})
+	// No account for one user; another leaves the directory after the
+	// first pass.
+	users[3].Attributes["mail"] = "nobody@x.test"
+
+	type outcome struct {
+		plans  []string
+		stats  []Stats
+		guards []Guard
+		state  []state.Record
+		cloud  []graphtest.User
+	}
+	run := func(streamed bool) (outcome, []*Plan) {
+		f := newFixture(t, cloud...)
+		f.ca = ca
+		f.now = func() time.Time { return start }
+		f.src.users = slices.Clone(users)
+		var o outcome
+		var plans []*Plan
+		pass := func() {
+			a := f.agent()
+			// Its values may sit on one account only, as AD's
+			// altSecurityIdentities'.
+			a.attrs[0].unique = true
+			if !streamed {
+				a.spillAfter = 1 << 30
+			}
+			p, err := a.Plan(context.Background(), PlanOptions{Reconcile: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Apply(context.Background(), p, 1); err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(slices.Collect(p.Users()))
+			if err != nil || p.UsersErr() != nil {
+				t.Fatal(err, p.UsersErr())
+			}
+			o.plans = append(o.plans, string(b))
+			o.stats, o.guards = append(o.stats, p.Stats), append(o.guards, p.Guard)
+			plans = append(plans, p)
+		}
+		pass()
+		f.src.users = slices.Delete(f.src.users, 20, 21)
+		pass()
+		err := f.store.ForEach(func(r state.Record) error {
+			r.UpdatedAt = time.Time{}
+			o.state = append(o.state, r)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.cloud = f.graph.Users()
+		return o, plans
+	}
+	held, _ := run(false)
+	streamed, plans := run(true)
+	if held.stats[0].UsersChanged < n-10 || held.stats[0].UsersFailed != 4 || held.stats[0].UsersUnmatched != 1 || held.stats[1].UsersRemoving != 1 {
+		t.Fatalf("the passes are not what the test means them to be: %+v", held.stats)
+	}
+	if !strings.Contains(held.plans[0], "match the same cloud user") || !strings.Contains(held.plans[0], "is wanted for 2 users") {
+		t.Fatal("the first pass reports no conflict or no duplicate")
+	}
+	for i := range held.plans {
+		if held.plans[i] != streamed.plans[i] {
+			t.Errorf("pass %d: the streamed plan differs from the held one", i+1)
+		}
+	}
+	if !reflect.DeepEqual(held.stats, streamed.stats) || !reflect.DeepEqual(held.guards, streamed.guards) {
+		t.Errorf("stats or guard differ:\nheld     %+v %+v\nstreamed %+v %+v", held.stats, held.guards, streamed.stats, streamed.guards)
+	}
+	if !reflect.DeepEqual(held.state, streamed.state) {
+		t.Errorf("the state files differ: %d and %d records", len(held.state), len(streamed.state))
+		for i := range min(len(held.state), len(streamed.state)) {
+			if !reflect.DeepEqual(held.state[i], streamed.state[i]) {
+				t.Fatalf("first difference:\nheld     %+v\nstreamed %+v", held.state[i], streamed.state[i])
+			}
+		}
+	}
+	if !reflect.DeepEqual(held.cloud, streamed.cloud) {
+		t.Error("the cloud differs")
+	}
+	for i, p := range plans {
+		if !p.users.onFile() || len(p.users.mem) != 0 {
+			t.Errorf("pass %d: the streamed plan kept its users in memory", i+1)
+		}
+		// A chunk being looked up or written, and the few users that
+		// clash.
+		if p.held > 2*cloudChunk+4 {
+			t.Errorf("pass %d: the plan held %d users at once, more than a chunk", i+1, p.held)
+		}
+		_ = p.Close()
+	}
+}
+
+// TestPlanIndexIsCompact: what a plan keeps of each user beyond its chunk
+// is a few dozen bytes.
+func TestPlanIndexIsCompact(t *testing.T) {
+	f := newFixture(t)
+	a := f.agent()
+	a.attrs[0].unique = true
+	ix := a.newPlanIndex()
+	for i := range 1000 {
+		up := &UserPlan{Targets: []*TargetPlan{{Target: a.attrs[0].name, CloudID: fmt.Sprintf("id-%d", i),
+			Change: mapping.TargetChange{Add: []string{fmt.Sprintf("X509:<SKI>%040d", i)}}}}}
+		ix.note(a, up, i, i)
+	}
+	if per := ix.bytes() / 1000; per > 80 {
+		t.Fatalf("the plan index keeps %d bytes per user", per)
+	}
+}
