@@ -225,6 +225,7 @@ func (s *Store) Brief(anchor string) (Brief, bool, error) {
 			return err
 		}
 		raw := bb.Get([]byte(anchor))
+		s.touched(tx, 1)
 		if raw == nil {
 			return nil
 		}
@@ -252,6 +253,7 @@ func (s *Store) ForEachBrief(fn func(Brief) error) error {
 			return nil
 		}
 		return bb.ForEach(func(k, v []byte) error {
+			s.touched(tx, 1)
 			b, err := decodeBrief(k, v)
 			if err != nil {
 				return fmt.Errorf("%w (in %s)", err, s.path)

@@ -310,14 +310,15 @@ func checkPages(db *bolt.DB, path string) (err error) {
 	}()
 	// What the check touched leaves the process as it goes: the file is
 	// read whole, the agent's memory must not grow with it.
-	touched := 0
-	release := func() {
-		if touched++; touched%releaseEvery == 0 {
-			releaseMapped(db, path)
-		}
-	}
-	defer releaseMapped(db, path)
 	if err := db.View(func(tx *bolt.Tx) error {
+		touched := 0
+		release := func(n int) {
+			if touched += n; touched >= releaseEvery {
+				touched = 0
+				releaseMapped(db, tx)
+			}
+		}
+		defer releaseMapped(db, tx)
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return touchBucket(b, release) })
 	}); err != nil {
 		return fmt.Errorf("state: check %s: %w", path, err)
@@ -325,18 +326,21 @@ func checkPages(db *bolt.DB, path string) (err error) {
 	return nil
 }
 
-// releaseEvery is how many keys checkPages reads between releases of the
-// pages it touched (a few megabytes of records).
-const releaseEvery = 8192
+// releaseEvery is how many keys are read or written through the memory
+// map between releases of the pages touched: at most a few megabytes,
+// even when every key is on a page of its own.
+const releaseEvery = 2048
 
 // touchBucket reads every byte of every key and value under b, and every
-// page header its statistics (Store.Count) read; it calls tick after
-// each key.
-func touchBucket(b *bolt.Bucket, tick func()) error {
+// page header its statistics (Store.Count) read; it calls tick with the
+// number of keys read (the statistics count as a release's worth: they
+// touch every page of the bucket).
+func touchBucket(b *bolt.Bucket, tick func(int)) error {
 	_ = b.Stats()
+	tick(releaseEvery)
 	h := crc32.NewIEEE()
 	return b.ForEach(func(k, v []byte) error {
-		tick()
+		tick(1)
 		_, _ = h.Write(k)
 		if v != nil {
 			_, _ = h.Write(v)

@@ -160,6 +160,7 @@ func (s *Store) Get(anchor string) (Record, bool, error) {
 			return nil
 		}
 		raw := b.Get([]byte(anchor))
+		s.touched(tx, 1)
 		if raw == nil {
 			return nil
 		}
@@ -190,6 +191,7 @@ func (s *Store) scan(filter []byte, fn func(Record) error) error {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
+			s.touched(tx, 1)
 			if filter != nil && !bytes.Contains(v, filter) {
 				return nil
 			}
@@ -346,5 +348,6 @@ func (s *Store) Commit(c Commit) error {
 	if err != nil {
 		return fmt.Errorf("state: update %s: %w; nothing written", s.path, err)
 	}
+	s.wrote(len(c.Puts) + len(c.Deletes) + len(c.Settled))
 	return nil
 }

@@ -5,4 +5,4 @@ package state
 import bolt "go.etcd.io/bbolt"
 
 // releaseMapped is a no-op here (release_linux.go).
-func releaseMapped(*bolt.DB, string) {}
+func releaseMapped(*bolt.DB, *bolt.Tx) {}

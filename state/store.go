@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,6 +67,28 @@ type Store struct {
 	// removeOnClose: the file is OpenSnapshot's private copy.
 	removeOnClose bool
 	readOnly      bool // opened with Options.ReadOnly
+	// touches counts keys read or written through bbolt's memory map,
+	// for touched.
+	touches atomic.Int64
+}
+
+// touched notes n keys read or written through the memory map, inside
+// the open transaction tx; every releaseEvery of them, the pages the map
+// holds resident are given back (releaseMapped), so the agent's memory
+// does not grow with the state file however many users a pass reads.
+func (s *Store) touched(tx *bolt.Tx, n int) {
+	after := s.touches.Add(int64(n))
+	if after/releaseEvery != (after-int64(n))/releaseEvery {
+		releaseMapped(s.db, tx)
+	}
+}
+
+// wrote is touched for n keys a write transaction, now closed, wrote.
+func (s *Store) wrote(n int) {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		s.touched(tx, n)
+		return nil
+	})
 }
 
 // lockedError keeps the exact, human message while matching ErrLocked.

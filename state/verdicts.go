@@ -70,6 +70,7 @@ func (s *Store) Chain(sum [sha256.Size]byte) (Chain, bool, error) {
 			return nil
 		}
 		raw := b.Get(sum[:])
+		s.touched(tx, 1)
 		if raw == nil {
 			return nil
 		}
@@ -117,6 +118,7 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 	if err != nil {
 		return fmt.Errorf("state: remember %d verified certificate chains in %s: %w", len(chains), s.path, err)
 	}
+	s.wrote(len(chains))
 	return nil
 }
 
