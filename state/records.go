@@ -204,9 +204,10 @@ func (s *Store) scan(filter []byte, fn func(Record) error) error {
 	})
 }
 
-// Count is the number of user records, read from bbolt's page headers
-// rather than by decoding the records: those of the briefs (one per
-// record, fewer pages) when the file has them.
+// Count is the number of user records: the keys of the briefs (one per
+// record, fewer pages) when the file has them, counted by walking them,
+// so that the pages read are released as it goes (touched); bbolt's
+// Stats would map the whole bucket at once.
 func (s *Store) Count() (int, error) {
 	var n int
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -214,8 +215,13 @@ func (s *Store) Count() (int, error) {
 		if b == nil {
 			b = tx.Bucket([]byte(bucketUsers))
 		}
-		if b != nil {
-			n = b.Stats().KeyN
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+			s.touched(tx, 1)
 		}
 		return nil
 	})
