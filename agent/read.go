@@ -29,7 +29,7 @@ type planner struct {
 	// seen maps every anchor read in this pass to its source, so that a
 	// user read from two directories is caught and a user that moved
 	// between directories is not taken as departed from the old one.
-	seen map[string]string
+	seen *anchorSet
 	// memo remembers verified certificate chains; nil verifies every time.
 	memo *chainMemo
 	// drops are full reads where most published users lost every
@@ -232,7 +232,7 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	// here one by one in the order read.
 	pipe := newPipeline(func(u mapping.SourceUser) judgement { return a.judge(s.Name, u, p.Started, pl.memo, pl.settling) },
 		func(u mapping.SourceUser, j judgement) error {
-			if other, dup := pl.seen[u.Anchor]; dup {
+			if other, dup := pl.seen.source(u.Anchor); dup {
 				if other == s.Name {
 					a.log.Warn("the directory returned a user twice; the second copy is ignored",
 						zap.String("source", s.Name), zap.String("anchor", u.Anchor), zap.String("dn", u.DN))
@@ -244,7 +244,7 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 				return pl.found.put(&UserPlan{Anchor: u.Anchor, Source: s.Name, DN: u.DN, Name: u.Name(),
 					Problem: fmt.Sprintf("the same user (anchor %s) was read from directory %s too: the sources overlap; this copy is ignored", u.Anchor, other)})
 			}
-			pl.seen[u.Anchor] = s.Name
+			pl.seen.add(u.Anchor, s.Name)
 			read++
 			if err := sight.note(a.store, u); err != nil {
 				return err
@@ -318,7 +318,7 @@ func (pl *planner) dropSource(source string) {
 // complete read of source gets here. It counts in orphans, by attribute,
 // the users of source holding values of a target no longer configured
 // (orphan.go).
-func (a *Agent) departed(source string, seen map[string]string, orphans map[string]int) ([]*UserPlan, []string, error) {
+func (a *Agent) departed(source string, seen *anchorSet, orphans map[string]int) ([]*UserPlan, []string, error) {
 	// The briefs say which records matter; only those of departed users
 	// are read whole.
 	var gone, forget []string
@@ -327,7 +327,7 @@ func (a *Agent) departed(source string, seen map[string]string, orphans map[stri
 			return nil
 		}
 		a.countOrphans(b.Held, orphans)
-		if _, ok := seen[b.Anchor]; ok {
+		if seen.has(b.Anchor) {
 			return nil
 		}
 		if !b.HoldsValues() {
@@ -355,8 +355,8 @@ func (a *Agent) departed(source string, seen map[string]string, orphans map[stri
 
 // deleted turns an anchor an incremental read of source reported deleted
 // into a departed user, when certsync published for it.
-func (a *Agent) deleted(source, anchor string, seen map[string]string) (*UserPlan, error) {
-	if _, ok := seen[anchor]; ok {
+func (a *Agent) deleted(source, anchor string, seen *anchorSet) (*UserPlan, error) {
+	if seen.has(anchor) {
 		return nil, nil // deleted and re-created (or restored, or moved) in one interval
 	}
 	rec, ok, err := a.store.Get(anchor)
