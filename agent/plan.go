@@ -398,7 +398,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	}
 	p.Stats.UsersInState = n
 	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: newAnchorSet(), memo: a.newChainMemo(p.Started),
-		settling: a.newSettling(o, crls), found: a.newSpill(), dropped: map[string]bool{}}
+		settling: a.newSettling(o, crls), keepMarks: a.canWrite(), found: a.newSpill(), dropped: map[string]bool{}}
 	defer pl.found.close()
 	p.settle = map[string]state.Settled{}
 	if p.Mode == ModeUser {

@@ -37,6 +37,10 @@ type planner struct {
 	drops []string
 	// settling decides which users' settled marks the pass trusts.
 	settling *settling
+	// keepMarks: the store takes writes, so the marks users earn are
+	// kept and written; a dry run's snapshot takes none, and holding
+	// them would only grow with the directory.
+	keepMarks bool
 }
 
 // consider evaluates one user read from source, judged as j, and files
@@ -66,13 +70,13 @@ func (pl *planner) consider(source string, u mapping.SourceUser, j judgement, ou
 		err = pl.found.put(up)
 	case up.reportable(pl.p.Mode):
 		err = pl.found.put(up)
-	case up.mark != nil && up.hasRecord:
+	case up.mark != nil && up.hasRecord && pl.keepMarks:
 		// Left alone and in line: the next pass may skip it. Such a
 		// user's record is not written by this pass, so its mark holds
 		// whatever the pass does: written as they come (a cache, like
 		// the chains), they never pile up.
 		pl.p.settle[up.Anchor] = *up.mark
-		if len(pl.p.settle) >= settledFlush && pl.a.canWrite() {
+		if len(pl.p.settle) >= settledFlush {
 			pl.a.writeSettled(pl.p.settle)
 			clear(pl.p.settle)
 		}

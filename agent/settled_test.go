@@ -130,6 +130,27 @@ func TestSettledUsersAreNotJudgedAgain(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a read-only state keeps no marks", func(t *testing.T) {
+		w := setup(t)
+		// b is judged again and earns a mark a writable pass would keep.
+		w.f.src.users[1].Attributes = map[string]string{"mail": "other@x.test"}
+		if p := plan(t, w.f, PlanOptions{}); len(p.settle) != 1 {
+			t.Fatalf("a writable pass kept %d marks, want 1", len(p.settle))
+		}
+		path := w.f.store.Path()
+		if err := w.f.store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ro, err := state.Open(path, state.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		w.f.store = ro
+		if p := plan(t, w.f, PlanOptions{}); len(p.settle) != 0 || p.settled != 2 {
+			t.Errorf("a dry run kept %d marks (want none) and trusted %d (want 2)", len(p.settle), p.settled)
+		}
+	})
 	t.Run("a settled pass keeps the marks and counts expiring certificates", func(t *testing.T) {
 		w := setup(t)
 		soon := w.f.now().AddDate(1, 0, -10) // the test certificates last a year
