@@ -109,8 +109,8 @@ func settledStats(st *state.Settled, now time.Time) (accepted, expiring int, rev
 		if t.Before(now.Add(ExpiringWithin)) {
 			expiring++
 		}
-		if r := t.Add(time.Second); r.After(now) && (review.IsZero() || r.Before(review)) {
-			review = r
+		if r := afterExpiry(t); r.After(now) {
+			review = earlier(review, r)
 		}
 	}
 	return len(st.NotAfter), expiring, review

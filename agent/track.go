@@ -77,7 +77,7 @@ func nextReview(ev mapping.Evaluation, now time.Time) time.Time {
 		}
 	}
 	for _, c := range ev.Accepted {
-		consider(c.Cert.NotAfter.Add(time.Second))
+		consider(afterExpiry(c.Cert.NotAfter))
 	}
 	for _, r := range ev.Rejected {
 		if r.Code == mapping.RejectNotYetValid {
@@ -86,6 +86,10 @@ func nextReview(ev mapping.Evaluation, now time.Time) time.Time {
 	}
 	return next
 }
+
+// afterExpiry is when a certificate that expires at notAfter is to be
+// judged again.
+func afterExpiry(notAfter time.Time) time.Time { return notAfter.Add(time.Second) }
 
 // earlier is the earlier of two review times; zero means none.
 func earlier(a, b time.Time) time.Time {
