@@ -42,6 +42,12 @@ import (
 //	go test ./bench -run '^$' -bench Passes -benchtime 1x -timeout 30m
 //	CERTSYNC_BENCH_USERS=10000 go test ./bench -run '^$' -bench Passes -benchtime 1x
 //
+// With CERTSYNC_BENCH_PROFILES=dir, each timed pass also writes its CPU
+// and heap profiles there (pass1.cpu, pass1.mem, …; read them with
+// `go tool pprof`) and its standard error (pass1.stderr: run with
+// GODEBUG=gctrace=1 for the heap's size at each collection); profiling
+// slows the passes a little.
+//
 // It prints the table (wall time as a ratio to the floor, peak RSS) and
 // reports each figure as a metric. The machine is
 // shared: read the times as ratios within one run.
@@ -93,6 +99,7 @@ type world struct {
 	dir, bin, cfg string
 	slapd         *ldaptest.Slapd
 	graph         *graphtest.Server
+	profiled      int // passes profiled so far (CERTSYNC_BENCH_PROFILES)
 }
 
 const (
@@ -232,12 +239,24 @@ func (w *world) pass(b *testing.B, name string, read, changed, writes int, args 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	argv := append([]string{gnuTime, "-f", rssMarker + "%M %U %S", w.bin, "sync", "--config", w.cfg, "--output", "json"}, args...)
+	profile := ""
+	if dir := os.Getenv("CERTSYNC_BENCH_PROFILES"); dir != "" && name != "" {
+		w.profiled++
+		profile = filepath.Join(dir, fmt.Sprintf("pass%d", w.profiled))
+		argv = append(argv, "--cpuprofile", profile+".cpu", "--memprofile", profile+".mem")
+	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &errb
 	start := time.Now()
 	err = cmd.Run()
 	r := row{name: name, wall: time.Since(start)}
+	if profile != "" {
+		// Its log too: with GODEBUG=gctrace=1 it shows the heap over the pass.
+		if err := os.WriteFile(profile+".stderr", errb.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if err != nil {
 		b.Fatalf("certsync sync %v: %v\nstderr:\n%s", args, err, errb.String())
 	}

@@ -14,7 +14,7 @@ import (
 // The demo checks the mailboxes itself; demo.Run fails when they are wrong.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	cmd := newRootCommand()
+	cmd, _ := newRootCommand()
 	cmd.SetArgs([]string{"demo"})
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)

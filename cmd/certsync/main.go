@@ -15,8 +15,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, a second one kills the process the default way.
 	go func() { <-ctx.Done(); stop() }()
-	err := newRootCommand().ExecuteContext(ctx)
+	root, finishProfiles := newRootCommand()
+	err := root.ExecuteContext(ctx)
 	stop()
+	if perr := finishProfiles(); perr != nil {
+		fmt.Fprintln(os.Stderr, "certsync:", perr)
+	}
 	var ec exitCode
 	switch {
 	case errors.As(err, &ec):

@@ -7,7 +7,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newRootCommand() *cobra.Command {
+// newRootCommand returns the command tree and the function that ends the
+// profiles its hidden flags started.
+func newRootCommand() (*cobra.Command, func() error) {
 	root := &cobra.Command{
 		Use:   "certsync",
 		Short: "Publish users' certificates from AD/LDAP to Microsoft Entra ID",
@@ -21,7 +23,7 @@ list), remembering what it published in a local state file.`,
 	}
 	root.AddCommand(newSyncCommand(), newRunCommand(), newStatusCommand(), newDoctorCommand(), newVersionCommand(), newServiceCommand())
 	root.AddCommand(demoCommands()...)
-	return root
+	return root, profileFlags(root)
 }
 
 func newVersionCommand() *cobra.Command {
