@@ -90,6 +90,7 @@ func BenchmarkPasses(b *testing.B) {
 		b.ReportMetric(floor.Seconds(), "floor-s")
 		// On stdout: the testing package cuts a benchmark's long log short.
 		fmt.Print("\n" + t.String() + "\n")
+		w.hold(b)
 	}
 }
 
@@ -336,4 +337,25 @@ func (c *dnCounter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// hold keeps the world up after the passes when CERTSYNC_BENCH_HOLD names
+// a file: it writes there the command of a pass and waits until the file
+// is removed, for experiments on the same directory (a profile, GOGC).
+func (w *world) hold(b *testing.B) {
+	path := os.Getenv("CERTSYNC_BENCH_HOLD")
+	if path == "" {
+		return
+	}
+	script := fmt.Sprintf("# remove this file to end the benchmark\n%s sync --config %s --output json >/dev/null\n# floor:\nLDAPTLS_CACERT=%s ldapsearch -LLL -x -ZZ -H %s -D '%s' -w '%s' -b '%s' -E pr=%d/noprompt '%s' entryUUID mail userPrincipalName sAMAccountName uid 'userCertificate;binary' userSMIMECertificate >/dev/null\n",
+		w.bin, w.cfg, w.slapd.CAFile, w.slapd.URL, w.slapd.AdminDN, w.slapd.AdminPassword, w.slapd.BaseDN, pageSize, filter)
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(path); err != nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
 }

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -20,10 +21,14 @@ func profileFlags(root *cobra.Command) (finish func() error) {
 	var cpuFile *os.File
 	f := root.PersistentFlags()
 	f.StringVar(&cpuPath, "cpuprofile", "", "write a CPU profile of the command to this file")
-	f.StringVar(&memPath, "memprofile", "", "write a heap profile (allocations, and what is live at the end) to this file")
+	f.StringVar(&memPath, "memprofile", "", "write a heap profile (allocations, and what was live when the heap was largest) to this file")
 	_ = f.MarkHidden("cpuprofile")
 	_ = f.MarkHidden("memprofile")
+	var peak *heapPeak
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if memPath != "" {
+			peak = watchHeapPeak(memPath)
+		}
 		if cpuPath == "" {
 			return nil
 		}
@@ -45,9 +50,8 @@ func profileFlags(root *cobra.Command) (finish func() error) {
 				errs = append(errs, fmt.Errorf("cpu profile %s: %w", cpuPath, err))
 			}
 		}
-		if memPath != "" {
-			runtime.GC()
-			if err := writeHeapProfile(memPath); err != nil {
+		if peak != nil {
+			if err := peak.stop(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -55,12 +59,57 @@ func profileFlags(root *cobra.Command) (finish func() error) {
 	}
 }
 
+// heapPeak writes a heap profile each time the live heap grows by a
+// tenth past its largest size so far: what a profile taken at the end
+// cannot show is what was live at the peak.
+type heapPeak struct {
+	path string
+	quit chan struct{}
+	done chan error
+}
+
+func watchHeapPeak(path string) *heapPeak {
+	h := &heapPeak{path: path, quit: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var largest uint64
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.quit:
+				if largest == 0 {
+					h.done <- writeHeapProfile(h.path)
+					return
+				}
+				h.done <- nil
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > largest+largest/10 {
+				largest = live
+				if err := writeHeapProfile(h.path); err != nil {
+					h.done <- err
+					return
+				}
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) stop() error {
+	close(h.quit)
+	return <-h.done
+}
+
 func writeHeapProfile(path string) error {
 	out, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("heap profile: %w", err)
 	}
-	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+	if err := pprof.Lookup("heap").WriteTo(out, 0); err != nil {
 		_ = out.Close()
 		return fmt.Errorf("heap profile %s: %w", path, err)
 	}
