@@ -108,6 +108,9 @@ type Agent struct {
 	// spillDir and spillAfter: see spill.
 	spillDir   string
 	spillAfter int
+	// indexMask is ANDed into the plan index's hashes: all ones, or
+	// zero in a test that makes every hash collide.
+	indexMask uint32
 }
 
 // attrSpec is one attribute of one target.
@@ -128,7 +131,7 @@ func New(o Options) (*Agent, error) {
 		return nil, errors.New("agent: no target is enabled")
 	}
 	a := &Agent{sources: o.Sources, store: o.Store, targets: o.Targets, policy: o.Policy, safety: o.Safety, track: o.Tracking, crls: o.CRLs, log: o.Log, now: o.Now,
-		spillDir: o.SpillDir, spillAfter: spillAfter}
+		spillDir: o.SpillDir, spillAfter: spillAfter, indexMask: ^uint32(0)}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
