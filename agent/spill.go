@@ -32,7 +32,8 @@ type spill struct {
 	mem   []*UserPlan // until more than after users were put
 	f     *os.File
 	w     *bufio.Writer
-	offs  []int64 // on file: where user i starts; the end is size
+	n     int     // users on file
+	marks []int64 // on file: where user i*markEvery starts
 	size  int64
 	buf   []byte
 	// runs are [start, end) ranges of users, each sorted by report order.
@@ -45,11 +46,17 @@ type spill struct {
 // them to a file: a chunk, so small plans never touch the disk.
 const spillAfter = cloudChunk
 
+// markEvery: the file notes where every markEvery-th user starts, and a
+// read of user i skips from the mark before it. An offset per user would
+// be 8 bytes a user, held until the pass ends; the rare reads of one
+// user (users that may clash) skip at most markEvery-1 others.
+const markEvery = 64
+
 func (a *Agent) newSpill() *spill { return &spill{a: a, after: a.spillAfter} }
 
 func (s *spill) len() int {
 	if s.f != nil {
-		return len(s.offs)
+		return s.n
 	}
 	return len(s.mem)
 }
@@ -106,7 +113,10 @@ func (s *spill) write(up *UserPlan) error {
 	}
 	var n [binary.MaxVarintLen64]byte
 	hdr := binary.PutUvarint(n[:], uint64(len(s.buf)))
-	s.offs = append(s.offs, s.size)
+	if s.n%markEvery == 0 {
+		s.marks = append(s.marks, s.size)
+	}
+	s.n++
 	if _, err := s.w.Write(n[:hdr]); err != nil {
 		return fmt.Errorf("agent: writing the plan to %s: %w", s.f.Name(), err)
 	}
@@ -133,16 +143,29 @@ func (s *spill) get(i int) (*UserPlan, error) {
 	if s.f == nil {
 		return s.mem[i], nil
 	}
-	end := s.size
-	if i+1 < len(s.offs) {
-		end = s.offs[i+1]
+	if i < 0 || i >= s.n {
+		return nil, fmt.Errorf("agent: user %d is not in the plan (%d users)", i, s.n)
 	}
-	b := make([]byte, end-s.offs[i])
-	if _, err := s.f.ReadAt(b, s.offs[i]); err != nil {
-		return nil, fmt.Errorf("agent: reading the plan back from %s: %w", s.f.Name(), err)
+	for up, err := range s.scanBuffered(i, i+1, 4<<10) {
+		return up, err
 	}
-	_, n := binary.Uvarint(b)
-	return s.a.decodeUser(b[n:])
+	return nil, fmt.Errorf("agent: user %d could not be read back", i)
+}
+
+// readerAt returns a reader of the file from where user i starts.
+func (s *spill) readerAt(i, buf int) (*bufio.Reader, error) {
+	at := s.marks[i/markEvery]
+	r := bufio.NewReaderSize(io.NewSectionReader(s.f, at, s.size-at), buf)
+	for range i % markEvery {
+		n, err := binary.ReadUvarint(r)
+		if err == nil {
+			_, err = r.Discard(int(n))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // scan reads users [from, to) in order; flush first. The error stops it.
@@ -164,11 +187,11 @@ func (s *spill) scanBuffered(from, to, buf int) iter.Seq2[*UserPlan, error] {
 		if from >= to {
 			return
 		}
-		end := s.size
-		if to < len(s.offs) {
-			end = s.offs[to]
+		r, err := s.readerAt(from, buf)
+		if err != nil {
+			yield(nil, fmt.Errorf("agent: reading the plan back from %s: %w", s.f.Name(), err))
+			return
 		}
-		r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.offs[from], end-s.offs[from]), buf)
 		var b []byte
 		for range to - from {
 			n, err := binary.ReadUvarint(r)
@@ -299,7 +322,7 @@ func (s *spill) close() error {
 	if !s.unlinked {
 		err = errors.Join(err, os.Remove(s.f.Name()))
 	}
-	s.f, s.w, s.offs, s.runs = nil, nil, nil, nil
+	s.f, s.w, s.marks, s.runs = nil, nil, nil, nil
 	return err
 }
 

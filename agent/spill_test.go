@@ -239,3 +239,48 @@ func TestPlanIndexIsCompact(t *testing.T) {
 		t.Fatalf("the plan index keeps %d bytes per user", per)
 	}
 }
+
+// TestSpillReadsAnyUser: users read back one at a time or in ranges come
+// back in place, whatever their position against the file's marks (one
+// every markEvery users).
+func TestSpillReadsAnyUser(t *testing.T) {
+	f := newFixture(t)
+	a := f.agent()
+	a.spillAfter = 3
+	s := a.newSpill()
+	defer s.close()
+	n := 3*markEvery + 5
+	for i := range 4 * markEvery {
+		// Names of different lengths, so users take different room.
+		if err := s.put(&UserPlan{Anchor: fmt.Sprint(i), Name: strings.Repeat("x", i%7)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.onFile() || s.len() != 4*markEvery || len(s.marks) != 4 {
+		t.Fatalf("on file %v, %d users, %d marks; want a file, %d users, 4 marks", s.onFile(), s.len(), len(s.marks), 4*markEvery)
+	}
+	for i := range n {
+		up, err := s.get(i)
+		if err != nil || up.Anchor != fmt.Sprint(i) {
+			t.Fatalf("get(%d) = %v, %v", i, up, err)
+		}
+	}
+	for _, r := range [][2]int{{0, n}, {1, 2}, {markEvery - 1, markEvery + 1}, {2*markEvery + 3, n}, {5, 5}} {
+		i := r[0]
+		for up, err := range s.scan(r[0], r[1]) {
+			if err != nil || up.Anchor != fmt.Sprint(i) {
+				t.Fatalf("scan(%d, %d) at %d: %v, %v", r[0], r[1], i, up, err)
+			}
+			i++
+		}
+		if i != r[1] {
+			t.Fatalf("scan(%d, %d) stopped at %d", r[0], r[1], i)
+		}
+	}
+	if _, err := s.get(4 * markEvery); err == nil {
+		t.Fatalf("get(%d) of %d users did not fail", 4*markEvery, 4*markEvery)
+	}
+}
