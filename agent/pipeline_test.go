@@ -70,10 +70,12 @@ func TestPipelineKeepsReadOrder(t *testing.T) {
 }
 
 // TestPassRemembersChains: a pass writes the chains it verified to the
-// state file, and a dry run's read-only snapshot is never written to.
+// state file (more than two batches: two through the writer goroutine,
+// the rest at the end), and a dry run's read-only snapshot is never
+// written to.
 func TestPassRemembersChains(t *testing.T) {
 	var cloud []graphtest.User
-	for i := range pipelineBatch + 3 {
+	for i := range 2*chainFlush + 3 {
 		cloud = append(cloud, graphtest.User{Mail: fmt.Sprintf("u%d@x.test", i)})
 	}
 	f := newFixture(t, cloud...)

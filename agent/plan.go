@@ -400,6 +400,7 @@ func (a *Agent) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	pl := &planner{a: a, p: p, reconcile: o.Reconcile || o.Reclaim, reclaim: o.Reclaim, seen: newAnchorSet(), memo: a.newChainMemo(p.Started),
 		settling: a.newSettling(o, crls), keepMarks: a.canWrite(), found: a.newSpill(), dropped: map[string]bool{}}
 	defer pl.found.close()
+	defer pl.memo.stop() // on the paths that return before flush
 	p.settle = map[string]state.Settled{}
 	if p.Mode == ModeUser {
 		if err := pl.findUser(ctx, o.User); err != nil {
