@@ -3,8 +3,8 @@ package agent
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"hash"
 	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,49 +34,53 @@ type settling struct {
 	// user (--user, --reconcile, --reclaim).
 	on  bool
 	key [sha256.Size]byte // the pass-wide part of every digest
+	// bufs holds the buffers users' digests are written into: hashing
+	// a buffer, not field by field, copies no value twice.
+	bufs sync.Pool
 }
 
 // newSettling digests what judges every user of this pass; crls is the
 // CRLs' identity (revocation).
 func (a *Agent) newSettling(o PlanOptions, crls string) *settling {
-	h := sha256.New()
-	writeField(h, "certsync settled v1")
-	writeField(h, Fingerprint(a.policy, a.targets))
-	writeField(h, crls)
-	s := &settling{on: o.User == "" && !o.Reconcile && !o.Reclaim}
-	h.Sum(s.key[:0])
-	return s
+	b := appendField(nil, "certsync settled v1")
+	b = appendField(b, Fingerprint(a.policy, a.targets))
+	b = appendField(b, crls)
+	return &settling{on: o.User == "" && !o.Reconcile && !o.Reclaim, key: sha256.Sum256(b)}
 }
 
-// writeField writes one length-prefixed field, so that no two lists of
+// appendField appends one length-prefixed field, so that no two lists of
 // fields digest alike.
-func writeField(h hash.Hash, v string) {
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
-	h.Write([]byte(v))
+func appendField[T string | []byte](b []byte, v T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 // inputs digests what judges u, read from source, in this pass.
 func (s *settling) inputs(source string, u mapping.SourceUser) [sha256.Size]byte {
-	h := sha256.New()
-	h.Write(s.key[:])
-	writeField(h, source)
-	names := make([]string, 0, len(u.Attributes))
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := append((*bp)[:0], s.key[:]...)
+	b = appendField(b, source)
+	var held [8]string
+	names := held[:0]
 	for k := range u.Attributes {
 		names = append(names, k)
 	}
 	slices.Sort(names)
 	for _, k := range names {
-		writeField(h, k)
-		writeField(h, u.Attributes[k])
+		b = appendField(b, k)
+		b = appendField(b, u.Attributes[k])
 	}
-	writeField(h, "values")
+	b = appendField(b, "values")
 	for _, v := range u.Values {
-		writeField(h, v.Attribute)
-		writeField(h, string(v.Data))
+		b = appendField(b, v.Attribute)
+		b = appendField(b, v.Data)
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	sum := sha256.Sum256(b)
+	*bp = b
+	s.bufs.Put(bp)
 	return sum
 }
 
@@ -152,8 +156,10 @@ func (a *Agent) canWrite() bool {
 	return ok && cs.Writable()
 }
 
-// settledFlush is how many marks one commit writes.
-const settledFlush = 10_000
+// settledFlush is how many marks one commit writes: as many as a chunk
+// of the plan commits, for the same reason as chainFlush (each mark
+// lands on its own leaf of a large bucket).
+const settledFlush = cloudChunk
 
 // writeSettled stores the marks of a pass, after its results: a cache,
 // so a failure is logged and the pass stands.

@@ -205,39 +205,60 @@ func decodeBrief(anchor, raw []byte) (Brief, error) {
 // Brief returns the brief of anchor; false (and no error) when the state
 // holds no record for it.
 func (s *Store) Brief(anchor string) (Brief, bool, error) {
-	if anchor == "" {
-		return Brief{}, false, errors.New("state: brief: empty anchor")
-	}
 	var (
 		b     Brief
 		found bool
+		err   error
 	)
+	s.Briefs([]string{anchor}, func(_ int, bb Brief, ok bool, e error) { b, found, err = bb, ok, e })
+	return b, found, err
+}
+
+// Briefs is Brief for a batch of anchors, read in one transaction: a pass
+// looks users up a batch at a time, and a transaction per user cost as
+// much as the lookups. fn gets each anchor's number in anchors, its
+// brief, whether there is one, and why it could not be read; it runs
+// inside the read transaction and must not use the Store.
+func (s *Store) Briefs(anchors []string, fn func(i int, b Brief, found bool, err error)) {
+	done := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
 		bb := tx.Bucket([]byte(bucketBriefs))
-		if bb == nil {
-			// A file of schema 1 opened read-only: the record says it.
-			raw := bucketGet(tx, bucketUsers, anchor)
-			if raw == nil {
-				return nil
+		for i, anchor := range anchors {
+			b, found, err := s.briefIn(tx, bb, anchor)
+			if err != nil {
+				err = fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchor), s.path, err)
 			}
-			rec, err := decodeRecord([]byte(anchor), raw)
-			b, found = briefOf(rec), err == nil
-			return err
+			fn(i, b, found, err)
+			done = i + 1
 		}
-		raw := bb.Get([]byte(anchor))
-		s.touched(tx, 1)
-		if raw == nil {
-			return nil
-		}
-		var err error
-		b, err = decodeBrief([]byte(anchor), raw)
-		found = err == nil
-		return err
+		return nil
 	})
-	if err != nil {
-		return Brief{}, false, fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchor), s.path, err)
+	for i := done; i < len(anchors); i++ {
+		fn(i, Brief{}, false, fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchors[i]), s.path, err))
 	}
-	return b, found, nil
+}
+
+// briefIn reads anchor's brief in tx; bb is the briefs bucket, nil in a
+// file of schema 1 opened read-only, where the record says it.
+func (s *Store) briefIn(tx *bolt.Tx, bb *bolt.Bucket, anchor string) (Brief, bool, error) {
+	if anchor == "" {
+		return Brief{}, false, errors.New("empty anchor")
+	}
+	if bb == nil {
+		raw := bucketGet(tx, bucketUsers, anchor)
+		if raw == nil {
+			return Brief{}, false, nil
+		}
+		rec, err := decodeRecord([]byte(anchor), raw)
+		return briefOf(rec), err == nil, err
+	}
+	raw := bb.Get([]byte(anchor))
+	s.touched(tx, 1)
+	if raw == nil {
+		return Brief{}, false, nil
+	}
+	b, err := decodeBrief([]byte(anchor), raw)
+	return b, err == nil, err
 }
 
 // ForEachBrief calls fn for every user's brief, in byte order of the

@@ -147,32 +147,52 @@ func decodeRecord(anchor, raw []byte) (Record, error) {
 
 // Get returns the record of anchor; false (and no error) when there is none.
 func (s *Store) Get(anchor string) (Record, bool, error) {
-	if anchor == "" {
-		return Record{}, false, errors.New("state: get: empty anchor")
-	}
 	var (
 		r     Record
 		found bool
+		err   error
 	)
+	s.Records([]string{anchor}, func(_ int, rr Record, ok bool, e error) { r, found, err = rr, ok, e })
+	return r, found, err
+}
+
+// Records is Get for a batch of anchors, read in one transaction, as
+// Briefs; fn runs inside it and must not use the Store.
+func (s *Store) Records(anchors []string, fn func(i int, r Record, found bool, err error)) {
+	done := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUsers))
-		if b == nil {
-			return nil
+		for i, anchor := range anchors {
+			r, found, err := s.recordIn(tx, b, anchor)
+			if err != nil {
+				err = fmt.Errorf("state: get %s from %s: %w", anchorText(anchor), s.path, err)
+			}
+			fn(i, r, found, err)
+			done = i + 1
 		}
-		raw := b.Get([]byte(anchor))
-		s.touched(tx, 1)
-		if raw == nil {
-			return nil
-		}
-		var err error
-		r, err = decodeRecord([]byte(anchor), raw)
-		found = err == nil
-		return err
+		return nil
 	})
-	if err != nil {
-		return Record{}, false, fmt.Errorf("state: get %s from %s: %w", anchorText(anchor), s.path, err)
+	for i := done; i < len(anchors); i++ {
+		fn(i, Record{}, false, fmt.Errorf("state: get %s from %s: %w", anchorText(anchors[i]), s.path, err))
 	}
-	return r, found, nil
+}
+
+// recordIn reads anchor's record in tx from the users bucket b (nil:
+// none yet).
+func (s *Store) recordIn(tx *bolt.Tx, b *bolt.Bucket, anchor string) (Record, bool, error) {
+	if anchor == "" {
+		return Record{}, false, errors.New("empty anchor")
+	}
+	if b == nil {
+		return Record{}, false, nil
+	}
+	raw := b.Get([]byte(anchor))
+	s.touched(tx, 1)
+	if raw == nil {
+		return Record{}, false, nil
+	}
+	r, err := decodeRecord([]byte(anchor), raw)
+	return r, err == nil, err
 }
 
 // ForEach calls fn for every record, in byte order of the anchors, inside one
