@@ -22,10 +22,13 @@ type Source interface {
 // Store is what a pass remembers with (state.Store).
 type Store interface {
 	Get(anchor string) (state.Record, bool, error)
+	// Records is Get for a batch, in one read transaction; fn must not
+	// use the store.
+	Records(anchors []string, fn func(i int, r state.Record, found bool, err error))
 	ForEach(fn func(state.Record) error) error
-	// Brief and ForEachBrief read what a pass needs of records without
-	// reading them whole (state.Brief).
-	Brief(anchor string) (state.Brief, bool, error)
+	// Briefs and ForEachBrief read what a pass needs of records without
+	// reading them whole (state.Brief); Briefs as Records.
+	Briefs(anchors []string, fn func(i int, b state.Brief, found bool, err error))
 	ForEachBrief(fn func(state.Brief) error) error
 	Count() (int, error)
 	Update(puts []state.Record, deletes []string) error

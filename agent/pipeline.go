@@ -19,7 +19,8 @@ import (
 // user handed over to be filed (or dropped after an error) and returns
 // that error: the caller decides what the read means only after close.
 type pipeline struct {
-	judge func(mapping.SourceUser) judgement
+	// judge fills js[i] with the judgement of users[i], for one batch.
+	judge func(users []mapping.SourceUser, js []judgement)
 	take  func(mapping.SourceUser, judgement) error
 
 	cur     *judgeBatch
@@ -46,7 +47,7 @@ const (
 	pipelineDepth = 4
 )
 
-func newPipeline(judge func(mapping.SourceUser) judgement, take func(mapping.SourceUser, judgement) error) *pipeline {
+func newPipeline(judge func([]mapping.SourceUser, []judgement), take func(mapping.SourceUser, judgement) error) *pipeline {
 	workers := runtime.GOMAXPROCS(0)
 	pl := &pipeline{judge: judge, take: take,
 		work: make(chan *judgeBatch, workers*pipelineDepth), ordered: make(chan *judgeBatch, workers*pipelineDepth)}
@@ -56,9 +57,7 @@ func newPipeline(judge func(mapping.SourceUser) judgement, take func(mapping.Sou
 			defer pl.done.Done()
 			for b := range pl.work {
 				b.js = make([]judgement, len(b.users))
-				for i, u := range b.users {
-					b.js[i] = pl.judge(u)
-				}
+				pl.judge(b.users, b.js)
 				close(b.judged)
 			}
 		}()

@@ -27,9 +27,11 @@ func TestPipelineKeepsReadOrder(t *testing.T) {
 	}{{"all filed", -1}, {"filing fails", pipelineBatch + 3}} {
 		t.Run(tt.name, func(t *testing.T) {
 			var filed []string
-			pl := newPipeline(func(u mapping.SourceUser) judgement {
-				time.Sleep(time.Duration(rand.IntN(50)) * time.Microsecond)
-				return judgement{ev: mapping.Evaluation{Rejected: []mapping.Rejection{{Reason: u.Anchor}}}}
+			pl := newPipeline(func(us []mapping.SourceUser, js []judgement) {
+				for i, u := range us {
+					time.Sleep(time.Duration(rand.IntN(50)) * time.Microsecond)
+					js[i] = judgement{ev: mapping.Evaluation{Rejected: []mapping.Rejection{{Reason: u.Anchor}}}}
+				}
 			}, func(u mapping.SourceUser, j judgement) error {
 				ev := j.ev
 				if ev.Rejected[0].Reason != u.Anchor {

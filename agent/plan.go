@@ -595,21 +595,42 @@ type judgement struct {
 	settled *state.Settled
 }
 
-// judge makes u's judgement; it runs on every core while the directory is
-// read (pipeline).
+// judge makes u's judgement.
 func (a *Agent) judge(source string, u mapping.SourceUser, now time.Time, memo *chainMemo, settle *settling) judgement {
-	j, settled := a.settledJudgement(settle, source, u, now)
-	if settled {
-		return j
+	var j [1]judgement
+	a.judgeAll(source, []mapping.SourceUser{u}, j[:], now, memo, settle)
+	return j[0]
+}
+
+// judgeAll makes the judgements of users, read together from source, in
+// js; it runs on every core while the directory is read (pipeline). The
+// state is read a batch at a time (a transaction per user cost as much
+// as the lookups), and certificates are checked after those reads, not
+// inside them: the chain memo's own reads inside a read transaction
+// could wait for a writer that waits for that transaction to end.
+func (a *Agent) judgeAll(source string, users []mapping.SourceUser, js []judgement, now time.Time, memo *chainMemo, settle *settling) {
+	settled := a.settledJudgements(settle, source, users, js, now)
+	var anchors []string
+	var unsettled []int
+	for i := range users {
+		if !settled[i] {
+			anchors = append(anchors, users[i].Anchor)
+			unsettled = append(unsettled, i)
+		}
 	}
-	pol := a.policy
-	// A certificate whose SID extension names another account is no
-	// user's here (mapping/sid.go).
-	pol.AccountSID = u.Attr(attrObjectSID)
-	pol.AccountIdentities = mapping.UserIdentities(u) // mapping/identity.go
-	j.ev = mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())
-	j.rec, j.found, j.err = a.store.Get(u.Anchor)
-	return j
+	a.store.Records(anchors, func(k int, r state.Record, found bool, err error) {
+		j := &js[unsettled[k]]
+		j.rec, j.found, j.err = r, found, err
+	})
+	for _, i := range unsettled {
+		u := users[i]
+		pol := a.policy
+		// A certificate whose SID extension names another account is no
+		// user's here (mapping/sid.go).
+		pol.AccountSID = u.Attr(attrObjectSID)
+		pol.AccountIdentities = mapping.UserIdentities(u) // mapping/identity.go
+		js[i].ev = mapping.EvaluateRemembering(u.Values, pol, now, memo.memo())
+	}
 }
 
 func (a *Agent) targetPlan(at attrSpec, source string, desired []string) *TargetPlan {

@@ -337,7 +337,16 @@ type emptyStore struct{}
 
 func (emptyStore) Get(string) (state.Record, bool, error)     { return state.Record{}, false, nil }
 func (emptyStore) ForEach(func(state.Record) error) error     { return nil }
-func (emptyStore) Brief(string) (state.Brief, bool, error)    { return state.Brief{}, false, nil }
+func (emptyStore) Records(anchors []string, fn func(int, state.Record, bool, error)) {
+	for i := range anchors {
+		fn(i, state.Record{}, false, nil)
+	}
+}
+func (emptyStore) Briefs(anchors []string, fn func(int, state.Brief, bool, error)) {
+	for i := range anchors {
+		fn(i, state.Brief{}, false, nil)
+	}
+}
 func (emptyStore) ForEachBrief(func(state.Brief) error) error { return nil }
 func (emptyStore) Count() (int, error)                        { return 0, nil }
 func (emptyStore) Update([]state.Record, []string) error      { return errDryRunWrite }

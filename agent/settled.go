@@ -84,26 +84,39 @@ func (s *settling) inputs(source string, u mapping.SourceUser) [sha256.Size]byte
 	return sum
 }
 
-// settledJudgement looks for u's mark; found, the judgement says so and
-// nothing else is needed of u.
-func (a *Agent) settledJudgement(s *settling, source string, u mapping.SourceUser, now time.Time) (judgement, bool) {
-	if s == nil || !s.on || len(u.Unread) > 0 {
-		return judgement{}, false
+// settledJudgements looks for the marks of users, their briefs read in
+// one transaction: js[i] gets users[i]'s digest and, when its mark holds
+// (settled[i]), the mark: then nothing else is needed of that user.
+func (a *Agent) settledJudgements(s *settling, source string, users []mapping.SourceUser, js []judgement, now time.Time) (settled []bool) {
+	settled = make([]bool, len(users))
+	if s == nil || !s.on {
+		return settled
 	}
-	j := judgement{inputs: s.inputs(source, u)}
-	b, ok, err := a.store.Brief(u.Anchor)
-	switch {
-	case err != nil:
-		// Judged in full, and the read of its record will say it.
-		a.log.Debug("reading a user's brief failed", zap.String("user", u.DN), zap.Error(err))
-		return j, false
-	case !ok || b.Settled == nil || b.Settled.Inputs != j.inputs || a.sourceOf(state.Record{Source: b.Source}) != source:
-		return j, false
-	case !b.Settled.Until.IsZero() && !now.Before(b.Settled.Until):
-		return j, false
+	var anchors []string
+	var asked []int
+	for i, u := range users {
+		if len(u.Unread) > 0 {
+			continue
+		}
+		js[i].inputs = s.inputs(source, u)
+		anchors = append(anchors, u.Anchor)
+		asked = append(asked, i)
 	}
-	j.settled = b.Settled
-	return j, true
+	a.store.Briefs(anchors, func(k int, b state.Brief, ok bool, err error) {
+		i := asked[k]
+		switch {
+		case err != nil:
+			// Judged in full, and the read of its record will say it.
+			a.log.Debug("reading a user's brief failed", zap.String("user", users[i].DN), zap.Error(err))
+			return
+		case !ok || b.Settled == nil || b.Settled.Inputs != js[i].inputs || a.sourceOf(state.Record{Source: b.Source}) != source:
+			return
+		case !b.Settled.Until.IsZero() && !now.Before(b.Settled.Until):
+			return
+		}
+		js[i].settled, settled[i] = b.Settled, true
+	})
+	return settled
 }
 
 // settledStats is what a settled user adds to the pass's counts, and its

@@ -249,6 +249,13 @@ func (unreadableState) Get(string) (state.Record, bool, error) {
 	return state.Record{}, false, errors.New("state: page 7 checksum mismatch")
 }
 
+func (u unreadableState) Records(anchors []string, fn func(int, state.Record, bool, error)) {
+	for i, a := range anchors {
+		r, ok, err := u.Get(a)
+		fn(i, r, ok, err)
+	}
+}
+
 // A state that cannot be read is the pass's failure, not a directory's:
 // no directory's part may be planned without it.
 func TestUnreadableStateIsNoPlan(t *testing.T) {
