@@ -234,7 +234,9 @@ func (pl *planner) readSource(ctx context.Context, s NamedSource, incremental bo
 	var sight certSight
 	// Users are judged on every core while the read goes on, and filed
 	// here one by one in the order read.
-	pipe := newPipeline(func(us []mapping.SourceUser, js []judgement) { a.judgeAll(s.Name, us, js, p.Started, pl.memo, pl.settling) },
+	pipe := newPipeline(func(us []mapping.SourceUser, js []judgement) {
+		a.judgeAll(s.Name, us, js, p.Started, pl.memo, pl.settling)
+	},
 		func(u mapping.SourceUser, j judgement) error {
 			if other, dup := pl.seen.source(u.Anchor); dup {
 				if other == s.Name {

@@ -335,8 +335,8 @@ func openStore(path string, dryRun bool) (Store, func(), error) {
 // emptyStore is the state of a dry run before the first real pass.
 type emptyStore struct{}
 
-func (emptyStore) Get(string) (state.Record, bool, error)     { return state.Record{}, false, nil }
-func (emptyStore) ForEach(func(state.Record) error) error     { return nil }
+func (emptyStore) Get(string) (state.Record, bool, error) { return state.Record{}, false, nil }
+func (emptyStore) ForEach(func(state.Record) error) error { return nil }
 func (emptyStore) Records(anchors []string, fn func(int, state.Record, bool, error)) {
 	for i := range anchors {
 		fn(i, state.Record{}, false, nil)
