@@ -1,8 +1,9 @@
 // Package ldapsrc is certsync's only package that speaks LDAP. It reads users
 // and their certificate values (userCertificate, userSMIMECertificate) from
 // Active Directory or OpenLDAP over TLS (LDAPS or StartTLS, never plain),
-// page by page so memory stays bounded by the page size, and finds single
-// users by DN or by a mail / userPrincipalName / sAMAccountName / uid value.
+// page by page, one page ahead, so memory stays bounded by about two pages,
+// and finds single users by DN or by a mail / userPrincipalName /
+// sAMAccountName / uid value.
 //
 // Read also reads only what changed since a watermark it returned before
 // (Active Directory uSNChanged pinned to one DC's invocationId, DirSync,

@@ -16,7 +16,10 @@ import (
 // Stats counts what one Users or Read call saw and cost.
 type Stats struct {
 	Entries int // entries read from the directory, skipped ones included
-	Pages   int // search responses (pages) received
+	// Pages counts search responses (pages) read. A page fetched ahead
+	// and dropped because the read stopped is not counted; its request
+	// is, in Operations.
+	Pages int
 	// SkippedNoAnchor counts entries without a usable anchor, not passed
 	// to fn. Any such entry makes a user read incomplete: its user cannot
 	// be told apart from one that left the scope.
@@ -36,8 +39,9 @@ type Stats struct {
 const abandonTimeout = 5 * time.Second
 
 // Users streams every entry under BaseDN matching Filter, page by page: fn
-// is called for each user of a page before the next page is requested, so
-// memory stays bounded by the page size whatever the directory size.
+// is called for each user of a page while the next page (one at most) is
+// read, so memory stays bounded by about two pages whatever the directory
+// size.
 //
 // Any error (search failure, cut-short paging, fn's error, ctx cancelled)
 // is returned, and the caller must then treat the read as INCOMPLETE.
@@ -73,6 +77,12 @@ type userQuery struct {
 // to fn, and adds what it saw and sent to st. Any error means the read is
 // incomplete. conn is given, not redialled, so that a Read's watermark
 // and its search come from the same server.
+//
+// It reads one page ahead: as soon as page N is in (its cookie known), the
+// request for page N+1 goes out, so the server and go-ldap's reader (which
+// decodes every entry) work on it while page N is converted and handed to
+// fn here. Never more than one page ahead: memory stays about two pages
+// whatever the directory's size.
 func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st *Stats, fn func(mapping.SourceUser) error) error {
 	startEntries, startPages, startSkipped, startRefs := st.Entries, st.Pages, st.SkippedNoAnchor, st.Referrals
 	firstSkipped, firstRef := "", ""
@@ -87,34 +97,65 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 	controls := append([]ldap.Control{paging}, q.controls...)
 	req := ldap.NewSearchRequest(q.base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, q.filter, s.attrs, controls)
-	abandon := func(cookie []byte) {
+
+	// next is the page in flight, nil when none is. While one is, req
+	// and paging are its goroutine's: they change only once it is in.
+	var next <-chan page
+	fetch := func() {
+		st.Operations++
+		ch := make(chan page, 1) // the goroutine never waits for us
+		go func() {
+			// The whole page is read before fn sees any of it: go-ldap
+			// silently drops a response its reader cannot hand over
+			// within OpTimeout, so a slow fn must never sit between the
+			// wire and the page.
+			var p page
+			p.entries, p.controls, p.refs, p.err = s.searchRefs(ctx, conn, req)
+			ch <- p
+		}()
+		next = ch
+	}
+	// stop ends a read cut short (fn's error, ctx): it waits for the page
+	// in flight, then releases the paged search with the cookie the
+	// server now expects. The page in flight is waited for, not
+	// cancelled: go-ldap cancels only its own side (no Abandon operation
+	// is sent), so the server finishes that page anyway and then expects
+	// its cookie; the wait is bounded by OpTimeout. When ctx ended, the page is cut short and its cookie
+	// never seen; the last page received is then the best guess.
+	stop := func(cookie []byte) {
+		if next != nil {
+			if p := <-next; p.err == nil {
+				cookie = p.cookie()
+			}
+			next = nil
+		}
 		if len(cookie) > 0 {
 			st.Operations++
 		}
 		s.abandon(ctx, conn, req, paging, cookie)
 	}
+
+	fetch()
 	for {
-		// The whole page is read before fn sees any of it: go-ldap silently
-		// drops a response its reader cannot hand over within OpTimeout, so
-		// a slow fn must never sit between the wire and the page.
-		st.Operations++
-		entries, controls, refs, err := s.searchRefs(ctx, conn, req)
-		if err != nil {
-			return fail(fmt.Errorf("page %d: %w", st.Pages-startPages+1, err))
+		p := <-next
+		next = nil
+		if p.err != nil {
+			return fail(fmt.Errorf("page %d: %w", st.Pages-startPages+1, p.err))
 		}
 		st.Pages++
-		st.Referrals += len(refs)
-		if len(refs) > 0 && firstRef == "" {
-			firstRef = refs[0]
+		st.Referrals += len(p.refs)
+		if len(p.refs) > 0 && firstRef == "" {
+			firstRef = p.refs[0]
 		}
 		// A server that ignores the paging control sends everything in one
 		// response and no control back: that response is the whole result.
-		var cookie []byte
-		if c, ok := ldap.FindControl(controls, ldap.ControlTypePaging).(*ldap.ControlPaging); ok {
-			cookie = c.Cookie
+		cookie := p.cookie()
+		if len(cookie) > 0 && ctx.Err() == nil {
+			paging.SetCookie(cookie)
+			fetch()
 		}
-		for i, e := range entries {
-			entries[i] = nil // let the collector take entries already handed on
+		for i, e := range p.entries {
+			p.entries[i] = nil // let the collector take entries already handed on
 			st.Entries++
 			u, err := s.conv.user(e)
 			if err != nil {
@@ -127,26 +168,42 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 				continue
 			}
 			if err := ctx.Err(); err != nil {
-				abandon(cookie)
+				stop(cookie)
 				return fail(err)
 			}
 			if err := fn(u); err != nil {
-				abandon(cookie)
+				stop(cookie)
 				return fail(fmt.Errorf("stopped at %s: %w", e.DN, err))
 			}
 		}
 		s.log.Debug("ldapsrc: page read",
-			zap.String("base", q.base), zap.Int("page", st.Pages-startPages), zap.Int("pageEntries", len(entries)),
+			zap.String("base", q.base), zap.Int("page", st.Pages-startPages), zap.Int("pageEntries", len(p.entries)),
 			zap.Int("entries", st.Entries), zap.Int("skippedNoAnchor", st.SkippedNoAnchor))
 		if len(cookie) == 0 {
 			return incomplete(st.SkippedNoAnchor-startSkipped, firstSkipped, st.Referrals-startRefs, firstRef, s.cfg.AnchorAttribute, fail)
 		}
 		if err := ctx.Err(); err != nil {
-			abandon(cookie)
+			stop(cookie)
 			return fail(err)
 		}
-		paging.SetCookie(cookie)
 	}
+}
+
+// page is one search response of a paged read, read whole.
+type page struct {
+	entries  []*ldap.Entry
+	controls []ldap.Control
+	refs     []string
+	err      error
+}
+
+// cookie is the paging cookie the server sent back with the page: empty
+// on the last page, and when the server ignored the paging control.
+func (p page) cookie() []byte {
+	if c, ok := ldap.FindControl(p.controls, ldap.ControlTypePaging).(*ldap.ControlPaging); ok {
+		return c.Cookie
+	}
+	return nil
 }
 
 // ErrIncompleteRead: the search ended, but did not show every user in

@@ -34,6 +34,11 @@ type Options struct {
 	// HideRootDSE answers the rootDSE search with no entry, as servers do
 	// that hide it from some accounts.
 	HideRootDSE bool
+	// Searching, when set, is called with each search request's
+	// paged-results control (nil when it carries none) before the request
+	// is answered; the connection waits while it runs. Tests use it to see
+	// which pages a client asks for and when, or to hold a page back.
+	Searching func(paging *ldap.ControlPaging)
 }
 
 // maxMessage bounds one client message: the demo's clients send small
@@ -44,11 +49,12 @@ const maxMessage = 1 << 20
 type Server struct {
 	URL string // ldaps://127.0.0.1:PORT
 
-	ln   net.Listener
-	dir  *directory
-	log  *zap.Logger
-	stop func() bool // unregisters the close-on-ctx hook
-	wg   sync.WaitGroup
+	ln        net.Listener
+	dir       *directory
+	searching func(*ldap.ControlPaging) // Options.Searching
+	log       *zap.Logger
+	stop      func() bool // unregisters the close-on-ctx hook
+	wg        sync.WaitGroup
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // open client connections; guarded by mu
@@ -75,7 +81,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ldapmem: start: %w", err)
 	}
-	s := &Server{URL: "ldaps://" + ln.Addr().String(), ln: ln, dir: d, log: opts.Logger, conns: map[net.Conn]struct{}{}}
+	s := &Server{URL: "ldaps://" + ln.Addr().String(), ln: ln, dir: d, searching: opts.Searching, log: opts.Logger, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.accept()
 	s.stop = context.AfterFunc(ctx, func() { _ = s.Close() })
@@ -133,7 +139,7 @@ func (s *Server) serve(c net.Conn) {
 		s.mu.Unlock()
 		_ = c.Close()
 	}()
-	sess := &session{dir: s.dir}
+	sess := &session{dir: s.dir, searching: s.searching}
 	for {
 		p, err := readMessage(c)
 		if err != nil {
@@ -191,8 +197,9 @@ func readMessage(r io.Reader) (*ber.Packet, error) {
 
 // session is one connection's protocol state.
 type session struct {
-	dir   *directory
-	bound bool
+	dir       *directory
+	searching func(*ldap.ControlPaging) // Options.Searching; nil: none
+	bound     bool
 }
 
 // handle answers one LDAPMessage (RFC 4511 §4.1.1); end says the
@@ -232,6 +239,9 @@ func (s *session) handle(p *ber.Packet) (out []*ber.Packet, end bool) {
 	case ldap.ApplicationAbandonRequest:
 		return nil, false // requests are answered in order: nothing is running
 	case ldap.ApplicationSearchRequest:
+		if s.searching != nil {
+			s.searching(paging)
+		}
 		return s.search(id, op, paging), false
 	}
 	if tag := responseTag(op.Tag); tag != noResponse {
