@@ -112,8 +112,10 @@ type Agent struct {
 	spillDir   string
 	spillAfter int
 	// indexMask is ANDed into the plan index's hashes: all ones, or
-	// zero in a test that makes every hash collide.
+	// zero in a test that makes every hash collide. indexRun: entries
+	// the index holds before it writes a run to its file (0: ixRun).
 	indexMask uint32
+	indexRun  int
 }
 
 // attrSpec is one attribute of one target.

@@ -26,7 +26,7 @@ type chainStore interface {
 // up to one per chain written. 4,096 at once touched most of a
 // 100,000-user bucket (about 2,700 leaves, 16 MiB with the pages of the
 // commit); 512 bound that to about 2 MiB whatever the directory's size.
-const chainFlush = 512
+const chainFlush = 256
 
 // chainMemo is mapping.ChainMemo over the state file: a pass reads the
 // chains earlier passes verified and, unless the store is read-only (a

@@ -3,114 +3,12 @@ package agent
 import (
 	"cmp"
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"strings"
-	"unsafe"
 
 	"github.com/certsync/certsync/mapping"
 	"github.com/certsync/certsync/state"
 )
-
-// planIndex is what a plan keeps of each candidate to find, once every
-// user is spilled, the few that may clash: hashes of the accounts they
-// resolved to and of the unique values they hold, with their places.
-// Equal hashes are only suspects: the users are read back and compared.
-type planIndex struct {
-	seed maphash.Seed
-	mask uint32 // Agent.indexMask
-	// accounts, per target: the account a user resolved to.
-	accounts [][]ixEntry
-	// values, per attribute (a.attrs): each value a user would hold in an
-	// attribute whose values sit on one account only.
-	values [][]ixEntry
-	// claims: attribute + "\x00" + account, for users that newly match an
-	// account, which another state record may link (n: the target).
-	claims []ixEntry
-	// noClaims: the state is empty, no record links an account.
-	noClaims bool
-}
-
-// ixEntry is one hash of one user: pos is its number in the plan's
-// users, seq its place in the order read, n an item number. The hash is
-// 32 bits: entries with equal hashes are read back and compared, so a
-// collision costs two reads (about one pair in 100,000 users), while
-// every user of a large pass keeps a third less (16 bytes an entry,
-// not 24).
-type ixEntry struct {
-	h, pos, seq, n uint32
-}
-
-func (a *Agent) newPlanIndex() *planIndex {
-	return &planIndex{seed: maphash.MakeSeed(), mask: a.indexMask, accounts: make([][]ixEntry, len(a.targets)), values: make([][]ixEntry, len(a.attrs))}
-}
-
-func (ix *planIndex) hash(s string) uint32 { return uint32(maphash.String(ix.seed, s)) & ix.mask }
-
-// note indexes candidate up, number pos in the plan, seq-th read.
-func (ix *planIndex) note(a *Agent, up *UserPlan, pos, seq int) {
-	for ti := range a.targets {
-		id := up.accountIn(ti)
-		if id == "" {
-			continue
-		}
-		ix.accounts[ti] = append(ix.accounts[ti], ixEntry{ix.hash(id), uint32(pos), uint32(seq), 0})
-		if ix.noClaims || up.Departed || up.claims(ti, id) {
-			continue
-		}
-		for _, t := range up.Targets {
-			if t.target == ti {
-				ix.claims = append(ix.claims, ixEntry{ix.hash(t.Target + "\x00" + id), uint32(pos), uint32(seq), uint32(ti)})
-			}
-		}
-	}
-	if up.Departed || up.Problem != "" {
-		return
-	}
-	for ai, at := range a.attrs {
-		if !at.unique {
-			continue
-		}
-		for _, t := range up.Targets {
-			if t.Target != at.name || t.Problem != "" {
-				continue
-			}
-			for vi, v := range union(t.Change.Add, t.Change.Owned) {
-				ix.values[ai] = append(ix.values[ai], ixEntry{ix.hash(v), uint32(pos), uint32(seq), uint32(vi)})
-			}
-		}
-	}
-}
-
-// bytes is the index's size, for tests.
-func (ix *planIndex) bytes() int {
-	n := len(ix.claims)
-	for _, l := range slices.Concat(ix.accounts, ix.values) {
-		n += len(l)
-	}
-	return n * int(unsafe.Sizeof(ixEntry{}))
-}
-
-// suspects yields the runs of entries sharing a hash, more than one
-// each, ordered by their first entry's place in the order read.
-func suspects(entries []ixEntry) [][]ixEntry {
-	slices.SortFunc(entries, func(x, y ixEntry) int {
-		return cmp.Or(cmp.Compare(x.h, y.h), cmp.Compare(x.seq, y.seq), cmp.Compare(x.n, y.n))
-	})
-	var out [][]ixEntry
-	for i := 0; i < len(entries); {
-		j := i + 1
-		for j < len(entries) && entries[j].h == entries[i].h {
-			j++
-		}
-		if j-i > 1 {
-			out = append(out, entries[i:j])
-		}
-		i = j
-	}
-	slices.SortFunc(out, func(x, y []ixEntry) int { return cmp.Or(cmp.Compare(x[0].seq, y[0].seq), cmp.Compare(x[0].n, y[0].n)) })
-	return out
-}
 
 // settler reads the suspects of a plan back and changes those that do
 // clash; the changed users become the plan's overrides.
@@ -164,7 +62,7 @@ func (s *settler) conflicts(ix *planIndex) error {
 	a := s.a
 	grouped := map[[2]uint32]bool{} // (pos, target) of users in a group
 	for ti := range a.targets {
-		for _, run := range suspects(ix.accounts[ti]) {
+		for _, run := range ix.suspects(ti) {
 			byAccount := map[string][]*UserPlan{}
 			posOf := map[*UserPlan]uint32{}
 			var ids []string
@@ -194,7 +92,7 @@ func (s *settler) conflicts(ix *planIndex) error {
 	}
 	var need []ixEntry
 	for _, e := range ix.claims {
-		if !grouped[[2]uint32{e.pos, e.n}] {
+		if !grouped[[2]uint32{e.pos, uint32(e.n)}] {
 			need = append(need, e)
 		}
 	}
@@ -207,7 +105,7 @@ func (s *settler) conflicts(ix *planIndex) error {
 	}
 	checked := map[[2]uint32]bool{}
 	for _, e := range need {
-		key := [2]uint32{e.pos, e.n}
+		key := [2]uint32{e.pos, uint32(e.n)}
 		if checked[key] {
 			continue
 		}
@@ -371,7 +269,7 @@ func (s *settler) duplicates(ix *planIndex) error {
 		}
 		var groups [][]*UserPlan
 		var firsts []held
-		for _, run := range suspects(ix.values[ai]) {
+		for _, run := range ix.suspects(len(s.a.targets) + ai) {
 			// The run's users, once each, in the order read; their values
 			// with this hash (several only when two values collide).
 			holders := map[string][]*UserPlan{}

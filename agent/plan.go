@@ -457,6 +457,7 @@ func (a *Agent) settle(ctx context.Context, p *Plan, pl *planner) error {
 		defer done()
 	}
 	ix := a.newPlanIndex()
+	defer ix.close()
 	// With no record in the state, no account is linked to another user.
 	ix.noClaims = p.Stats.UsersInState == 0
 	chunk := make([]*UserPlan, 0, cloudChunk)
@@ -480,7 +481,9 @@ func (a *Agent) settle(ctx context.Context, p *Plan, pl *planner) error {
 				return err
 			}
 			if up.lookup {
-				ix.note(a, up, start+i, seqs[up])
+				if err := ix.note(a, up, start+i, seqs[up]); err != nil {
+					return err
+				}
 			}
 			p.Stats.tally(up, p.Mode, 1)
 		}
@@ -506,6 +509,9 @@ func (a *Agent) settle(ctx context.Context, p *Plan, pl *planner) error {
 		return err
 	}
 	if err := p.users.flush(); err != nil {
+		return err
+	}
+	if err := ix.seal(); err != nil {
 		return err
 	}
 	s := &settler{a: a, p: p}
@@ -732,7 +738,7 @@ func (a *Agent) prefetch(ctx context.Context, ti int, users iter.Seq2[*UserPlan,
 // call: large enough to keep its $batch requests full and in flight,
 // small enough that the requests and answers of one call stay a few
 // megabytes.
-const cloudChunk = 1000
+const cloudChunk = 500
 
 // lookupFor says how to find the user's account in target ti: by the
 // match attribute while the directory still has the user, else by the

@@ -11,7 +11,6 @@ import (
 	"iter"
 	"maps"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -87,21 +86,11 @@ func (s *spill) put(up *UserPlan) error {
 }
 
 func (s *spill) open() error {
-	f, err := os.CreateTemp(s.a.spillDir, ".certsync-plan-*")
-	if err != nil && s.a.spillDir != "" {
-		// The state's directory may be read-only to whoever runs a dry
-		// run: the system's temporary directory will do.
-		f, err = os.CreateTemp("", ".certsync-plan-*")
-	}
+	f, unlinked, err := planTemp(s.a.spillDir, ".certsync-plan-*")
 	if err != nil {
 		return fmt.Errorf("agent: a temporary file for a plan of more than %d users: %w", s.after, err)
 	}
-	// No one else needs to see it; on unix it goes away with the process,
-	// whatever happens.
-	if runtime.GOOS != "windows" && os.Remove(f.Name()) == nil {
-		s.unlinked = true
-	}
-	s.f, s.w = f, bufio.NewWriterSize(f, 256<<10)
+	s.f, s.w, s.unlinked = f, bufio.NewWriterSize(f, 256<<10), unlinked
 	return nil
 }
 

@@ -148,7 +148,8 @@ func TestStreamedPlanMatchesHeldPlan(t *testing.T) {
 				a.spillAfter = 1 << 30
 			}
 			if collide {
-				a.indexMask = 0
+				// And a small index run: the index goes to its file.
+				a.indexMask, a.indexRun = 0, 300
 			}
 			p, err := a.Plan(context.Background(), PlanOptions{Reconcile: true})
 			if err != nil {
@@ -224,19 +225,53 @@ func TestStreamedPlanMatchesHeldPlan(t *testing.T) {
 }
 
 // TestPlanIndexIsCompact: what a plan keeps of each user beyond its chunk
-// is a few dozen bytes.
+// is a run of index entries at most, the rest on file; the suspects come
+// out the same either way.
 func TestPlanIndexIsCompact(t *testing.T) {
 	f := newFixture(t)
 	a := f.agent()
 	a.attrs[0].unique = true
-	ix := a.newPlanIndex()
-	for i := range 1000 {
-		up := &UserPlan{Targets: []*TargetPlan{{Target: a.attrs[0].name, CloudID: fmt.Sprintf("id-%d", i),
-			Change: mapping.TargetChange{Add: []string{fmt.Sprintf("X509:<SKI>%040d", i)}}}}}
-		ix.note(a, up, i, i)
+	const n, run = 1000, 100
+	index := func(run int) *planIndex {
+		a.indexRun = run
+		ix := a.newPlanIndex()
+		t.Cleanup(func() { _ = ix.close() })
+		ix.noClaims = true
+		for i := range n {
+			// Users 10 and 700 resolve to one account; 20 and 900 hold
+			// one value.
+			acct, value := i, i
+			switch i {
+			case 700:
+				acct = 10
+			case 900:
+				value = 20
+			}
+			up := &UserPlan{Targets: []*TargetPlan{{Target: a.attrs[0].name, CloudID: fmt.Sprintf("id-%d", acct),
+				Change: mapping.TargetChange{Add: []string{fmt.Sprintf("X509:<SKI>%040d", value)}}}}}
+			if err := ix.note(a, up, n-1-i, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ix.seal(); err != nil {
+			t.Fatal(err)
+		}
+		return ix
 	}
-	if per := ix.bytes() / 1000; per > 48 { // three 16-byte entries: account, claim, value
-		t.Fatalf("the plan index keeps %d bytes per user", per)
+	held, spilled := index(0), index(run)
+	if held.f != nil || spilled.f == nil || len(spilled.runs) != 2*n/run {
+		t.Fatalf("file: %v held, %v spilled with %d runs; want none, one with %d runs", held.f != nil, spilled.f != nil, len(spilled.runs), 2*n/run)
+	}
+	if b := spilled.heldBytes(); b > (run+4)*16 {
+		t.Fatalf("the spilled index holds %d bytes for %d users", b, n)
+	}
+	for list, want := range map[int][2]uint32{0: {10, 700}, len(a.targets): {20, 900}} {
+		for _, ix := range []*planIndex{held, spilled} {
+			got := ix.suspects(list)
+			if len(got) != 1 || len(got[0]) != 2 || got[0][0].seq != want[0] || got[0][1].seq != want[1] || got[0][0].pos != n-1-want[0] {
+				t.Fatalf("list %d (on file %v): suspects %+v, want the users read %d and %d", list, ix.f != nil, got, want[0], want[1])
+			}
+		}
 	}
 }
 
