@@ -84,7 +84,8 @@ const (
 )
 
 // NewGraph builds the Graph sink on msgraph-sdk-go: its azidentity auth
-// provider, its middleware (compression kept on) and request adapter.
+// provider, its middleware (request bodies still gzipped) and request
+// adapter.
 func NewGraph(cfg GraphConfig, log *zap.Logger) (*Graph, error) {
 	if log == nil {
 		log = zap.NewNop()
@@ -195,24 +196,23 @@ func newUsersClient(adapter abstractions.RequestAdapter) *users.UsersRequestBuil
 // the retry handler lands outside the compression handler, a retried POST
 // goes out with "Content-Encoding: gzip" over an uncompressed body
 // (microsoft/kiota-http-go#183). Compression goes first, so a retry resends
-// the compressed bytes, and the retry handler is ours: bounded by
-// MaxAttempts and MaxWait, and logged.
+// the compressed bytes; it and the retry handler are ours: compression
+// cheaper (gzipHandler), retries bounded by MaxAttempts and MaxWait, and
+// logged.
 func (g *Graph) middleware() []khttp.Middleware {
 	opts := graphClientOptions()
 	var out []khttp.Middleware
-	var compression khttp.Middleware = khttp.NewCompressionHandler()
 	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(&opts) {
 		switch m.(type) {
-		case *khttp.RetryHandler:
-		case *khttp.CompressionHandler:
-			compression = m
+		case *khttp.RetryHandler, *khttp.CompressionHandler:
+			// Ours, below.
 		default:
 			out = append(out, m)
 		}
 	}
 	retries := min(g.maxAttempts-1, 10) // kiota's ceiling
 	delay := int((g.backoff + time.Second - 1) / time.Second)
-	return append(out, compression, khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{
+	return append(out, newGzipHandler(), khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{
 		MaxRetries:   max(retries, 1), // kiota reads 0 as "default"; shouldRetry enforces the real bound
 		DelaySeconds: max(delay, 1),
 		ShouldRetry:  g.shouldRetry,
