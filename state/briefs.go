@@ -321,7 +321,7 @@ func recordBriefs(tx *bolt.Tx, fn func(anchor []byte, b Brief) error) error {
 // writeBriefs keeps the briefs in step with a commit: puts (anchor,
 // encoded brief) for the records put, deletes for those deleted, and
 // settled marks for stored records not put (put ones carry theirs).
-func writeBriefs(tx *bolt.Tx, puts []kv, deletes []string, settled map[string]Settled, put map[string]struct{}) error {
+func (s *Store) writeBriefs(tx *bolt.Tx, puts []kv, deletes []string, settled map[string]Settled, put map[string]struct{}) error {
 	bb, err := tx.CreateBucketIfNotExists([]byte(bucketBriefs))
 	if err != nil {
 		return err
@@ -330,11 +330,13 @@ func writeBriefs(tx *bolt.Tx, puts []kv, deletes []string, settled map[string]Se
 		if err := bb.Put(e.k, e.v); err != nil {
 			return fmt.Errorf("put brief of anchor %s: %w", anchorText(e.k), err)
 		}
+		s.touched(tx, 1)
 	}
 	for _, a := range deletes {
 		if err := bb.Delete([]byte(a)); err != nil {
 			return fmt.Errorf("delete brief of anchor %s: %w", anchorText(a), err)
 		}
+		s.touched(tx, 1)
 	}
 	// In anchor order: bbolt writes sorted keys with fewer page splits.
 	anchors := make([]string, 0, len(settled))
@@ -358,6 +360,7 @@ func writeBriefs(tx *bolt.Tx, puts []kv, deletes []string, settled map[string]Se
 		if err := bb.Put([]byte(a), encodeBrief(b)); err != nil {
 			return fmt.Errorf("put brief of anchor %s: %w", anchorText(a), err)
 		}
+		s.touched(tx, 1)
 	}
 	return nil
 }

@@ -348,13 +348,15 @@ func (s *Store) Commit(c Commit) error {
 			if err := b.Put(e.k, e.v); err != nil {
 				return fmt.Errorf("put anchor %s: %w", anchorText(e.k), err)
 			}
+			s.touched(tx, 1)
 		}
 		for _, a := range c.Deletes {
 			if err := b.Delete([]byte(a)); err != nil {
 				return fmt.Errorf("delete anchor %s: %w", anchorText(a), err)
 			}
+			s.touched(tx, 1)
 		}
-		if err := writeBriefs(tx, briefs, c.Deletes, c.Settled, putAnchors); err != nil {
+		if err := s.writeBriefs(tx, briefs, c.Deletes, c.Settled, putAnchors); err != nil {
 			return err
 		}
 		if len(meta) == 0 {
@@ -374,6 +376,5 @@ func (s *Store) Commit(c Commit) error {
 	if err != nil {
 		return fmt.Errorf("state: update %s: %w; nothing written", s.path, err)
 	}
-	s.wrote(len(c.Puts) + len(c.Deletes) + len(c.Settled))
 	return nil
 }

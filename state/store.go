@@ -73,22 +73,17 @@ type Store struct {
 }
 
 // touched notes n keys read or written through the memory map, inside
-// the open transaction tx; every releaseEvery of them, the pages the map
-// holds resident are given back (releaseMapped), so the agent's memory
-// does not grow with the state file however many users a pass reads.
+// the open transaction tx (a write transaction too: its puts read the
+// pages they land on through the map, and those pages stay as they are
+// until the commit writes elsewhere); every releaseEvery of them, the
+// pages the map holds resident are given back (releaseMapped), so the
+// agent's memory does not grow with the state file however many users a
+// pass reads or writes.
 func (s *Store) touched(tx *bolt.Tx, n int) {
 	after := s.touches.Add(int64(n))
 	if after/releaseEvery != (after-int64(n))/releaseEvery {
 		releaseMapped(s.db, tx)
 	}
-}
-
-// wrote is touched for n keys a write transaction, now closed, wrote.
-func (s *Store) wrote(n int) {
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		s.touched(tx, n)
-		return nil
-	})
 }
 
 // lockedError keeps the exact, human message while matching ErrLocked.

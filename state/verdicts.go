@@ -97,6 +97,7 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 			if err := b.Put(sum[:], encodeChain(c)); err != nil {
 				return err
 			}
+			s.touched(tx, 1)
 		}
 		if !prune {
 			return nil
@@ -118,7 +119,6 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 	if err != nil {
 		return fmt.Errorf("state: remember %d verified certificate chains in %s: %w", len(chains), s.path, err)
 	}
-	s.wrote(len(chains))
 	return nil
 }
 
