@@ -376,5 +376,6 @@ func (s *Store) Commit(c Commit) error {
 	if err != nil {
 		return fmt.Errorf("state: update %s: %w; nothing written", s.path, err)
 	}
+	s.committed()
 	return nil
 }

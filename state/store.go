@@ -86,6 +86,18 @@ func (s *Store) touched(tx *bolt.Tx, n int) {
 	}
 }
 
+// committed gives back the pages a write transaction's commit touched
+// through the map: freeing a page it rewrote reads that page's header
+// there, and the kernel maps 64 KiB around each such read. It runs once
+// the commit is done, in a read transaction of its own (which keeps the
+// map in place).
+func (s *Store) committed() {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		releaseMapped(s.db, tx)
+		return nil
+	})
+}
+
 // lockedError keeps the exact, human message while matching ErrLocked.
 type lockedError struct{ msg string }
 

@@ -104,6 +104,7 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 		}
 		var expired [][]byte
 		err = b.ForEach(func(k, v []byte) error {
+			s.touched(tx, 1)
 			if c, err := decodeChain(v); err != nil || c.Expires.Before(now) {
 				expired = append(expired, append([]byte(nil), k...))
 			}
@@ -119,6 +120,7 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 	if err != nil {
 		return fmt.Errorf("state: remember %d verified certificate chains in %s: %w", len(chains), s.path, err)
 	}
+	s.committed()
 	return nil
 }
 
