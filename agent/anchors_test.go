@@ -1,6 +1,9 @@
 package agent
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestAnchorSet(t *testing.T) {
 	s := newAnchorSet()
@@ -25,5 +28,28 @@ func TestAnchorSet(t *testing.T) {
 	}
 	if len(s.sources) != 2 {
 		t.Errorf("sources %q: each directory's name is kept once", s.sources)
+	}
+}
+
+// TestAnchorSetGrows: anchors added past the table's growth points are
+// all still there, each with its directory, and no others are.
+func TestAnchorSetGrows(t *testing.T) {
+	s := newAnchorSet()
+	const n = 5000
+	for i := range n {
+		s.add(fmt.Sprintf("anchor-%d", i), []string{"corp", "lab", "dmz"}[i%3])
+	}
+	if s.n != n || len(s.slots) != 8192 {
+		t.Fatalf("%d anchors in %d slots; want %d in 8192", s.n, len(s.slots), n)
+	}
+	for i := range n {
+		if src, ok := s.source(fmt.Sprintf("anchor-%d", i)); !ok || src != []string{"corp", "lab", "dmz"}[i%3] {
+			t.Fatalf("anchor-%d: %q, %v", i, src, ok)
+		}
+	}
+	for i := n; i < 2*n; i++ {
+		if s.has(fmt.Sprintf("anchor-%d", i)) {
+			t.Fatalf("anchor-%d was never added", i)
+		}
 	}
 }
