@@ -19,7 +19,7 @@ type anchorSet struct {
 	seed    maphash.Seed
 	sources []string
 	slots   []uint64 // hashes; 0 is an empty slot
-	dirs []uint16 // the directory of slots[i], an index into sources
+	dirs    []uint16 // the directory of slots[i], an index into sources
 	n       int      // slots in use
 }
 
