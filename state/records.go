@@ -359,6 +359,8 @@ func (s *Store) Commit(c Commit) error {
 		if err := s.writeBriefs(tx, briefs, c.Deletes, c.Settled, putAnchors); err != nil {
 			return err
 		}
+		// What the puts mapped goes before the commit maps more.
+		releaseMapped(s.db, tx)
 		if len(meta) == 0 {
 			return nil
 		}

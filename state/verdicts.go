@@ -100,6 +100,8 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 			s.touched(tx, 1)
 		}
 		if !prune {
+			// What the puts mapped goes before the commit maps more.
+			releaseMapped(s.db, tx)
 			return nil
 		}
 		var expired [][]byte
@@ -115,6 +117,7 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 				err = b.Delete(k)
 			}
 		}
+		releaseMapped(s.db, tx)
 		return err
 	})
 	if err != nil {
