@@ -201,7 +201,7 @@ func (ix *planIndex) seal() error {
 
 // merge passes every entry on the file to take, in ixOrder.
 func (ix *planIndex) merge(take func(ixEntry)) error {
-	var h ixHeap
+	h := &mergeHeap[*ixCursor]{less: func(x, y *ixCursor) bool { return ixOrder(x.e, y.e) < 0 }}
 	var at int64
 	for _, n := range ix.runs {
 		c := &ixCursor{r: bufio.NewReaderSize(io.NewSectionReader(ix.f, at*ixEntrySize, int64(n)*ixEntrySize), 16<<10), left: n}
@@ -211,21 +211,21 @@ func (ix *planIndex) merge(take func(ixEntry)) error {
 			return err
 		}
 		if ok {
-			h = append(h, c)
+			h.items = append(h.items, c)
 		}
 	}
-	heap.Init(&h)
-	for len(h) > 0 {
-		c := h[0]
+	heap.Init(h)
+	for h.Len() > 0 {
+		c := h.items[0]
 		take(c.e)
 		ok, err := c.next()
 		if err != nil {
 			return err
 		}
 		if ok {
-			heap.Fix(&h, 0)
+			heap.Fix(h, 0)
 		} else {
-			heap.Pop(&h)
+			heap.Pop(h)
 		}
 	}
 	return nil
@@ -250,19 +250,6 @@ func (c *ixCursor) next() (bool, error) {
 	c.e = ixEntry{h: binary.LittleEndian.Uint32(b[0:]), pos: binary.LittleEndian.Uint32(b[4:]), seq: binary.LittleEndian.Uint32(b[8:]),
 		n: binary.LittleEndian.Uint16(b[12:]), list: binary.LittleEndian.Uint16(b[14:])}
 	return true, nil
-}
-
-type ixHeap []*ixCursor
-
-func (h ixHeap) Len() int           { return len(h) }
-func (h ixHeap) Less(i, j int) bool { return ixOrder(h[i].e, h[j].e) < 0 }
-func (h ixHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *ixHeap) Push(x any)        { *h = append(*h, x.(*ixCursor)) }
-func (h *ixHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
 
 // suspects yields the runs of entries of list sharing a hash, more than

@@ -228,7 +228,12 @@ func reportOrder(x, y *UserPlan) int {
 // the file back stops it and is set in *errp.
 func (s *spill) merged(errp *error) iter.Seq2[int, *UserPlan] {
 	return func(yield func(int, *UserPlan) bool) {
-		h := &runHeap{}
+		h := &mergeHeap[*runCursor]{less: func(x, y *runCursor) bool {
+			if x.err != nil || y.err != nil {
+				return x.err != nil
+			}
+			return reportOrder(x.up, y.up) < 0
+		}}
 		var stops []func()
 		defer func() {
 			for _, stop := range stops {
@@ -246,7 +251,7 @@ func (s *spill) merged(errp *error) iter.Seq2[int, *UserPlan] {
 			}
 		}
 		for h.Len() > 0 {
-			c := (*h)[0]
+			c := h.items[0]
 			if c.err != nil {
 				*errp = c.err
 				return
@@ -284,21 +289,20 @@ func (c *runCursor) advance(s *spill) bool {
 	return true
 }
 
-type runHeap []*runCursor
-
-func (h runHeap) Len() int { return len(h) }
-func (h runHeap) Less(i, j int) bool {
-	if h[i].err != nil || h[j].err != nil {
-		return h[i].err != nil
-	}
-	return reportOrder(h[i].up, h[j].up) < 0
+// mergeHeap is container/heap's interface over the cursors of a k-way
+// merge of sorted runs (the plan's users, the index's entries).
+type mergeHeap[T any] struct {
+	items []T
+	less  func(x, y T) bool
 }
-func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)   { *h = append(*h, x.(*runCursor)) }
-func (h *runHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+
+func (h *mergeHeap[T]) Len() int           { return len(h.items) }
+func (h *mergeHeap[T]) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+func (h *mergeHeap[T]) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *mergeHeap[T]) Push(x any)         { h.items = append(h.items, x.(T)) }
+func (h *mergeHeap[T]) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
 	return x
 }
 

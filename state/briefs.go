@@ -220,21 +220,33 @@ func (s *Store) Brief(anchor string) (Brief, bool, error) {
 // brief, whether there is one, and why it could not be read; it runs
 // inside the read transaction and must not use the Store.
 func (s *Store) Briefs(anchors []string, fn func(i int, b Brief, found bool, err error)) {
+	viewBatch(s, anchors, bucketBriefs, s.briefIn, fn, func(anchor string, err error) error {
+		return fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchor), s.path, err)
+	})
+}
+
+// viewBatch reads each of anchors with read in one read transaction (b:
+// the bucket named bucket, nil when there is none) and hands fn what it
+// found, each error wrapped by wrap; when the transaction itself fails,
+// every anchor not yet read gets that error.
+func viewBatch[T any](s *Store, anchors []string, bucket string, read func(*bolt.Tx, *bolt.Bucket, string) (T, bool, error),
+	fn func(int, T, bool, error), wrap func(anchor string, err error) error) {
 	done := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		bb := tx.Bucket([]byte(bucketBriefs))
+		b := tx.Bucket([]byte(bucket))
 		for i, anchor := range anchors {
-			b, found, err := s.briefIn(tx, bb, anchor)
+			v, found, err := read(tx, b, anchor)
 			if err != nil {
-				err = fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchor), s.path, err)
+				err = wrap(anchor, err)
 			}
-			fn(i, b, found, err)
+			fn(i, v, found, err)
 			done = i + 1
 		}
 		return nil
 	})
+	var zero T
 	for i := done; i < len(anchors); i++ {
-		fn(i, Brief{}, false, fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchors[i]), s.path, err))
+		fn(i, zero, false, wrap(anchors[i], err))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +166,31 @@ func withBolt(t *testing.T, path string, fn func(*bolt.Tx)) {
 	defer db.Close()
 	if err := db.View(func(tx *bolt.Tx) error { fn(tx); return nil }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A batch read whose transaction cannot start gives every anchor the
+// error, naming it, and never reads as "not found".
+func TestBatchReadsOfAClosedStore(t *testing.T) {
+	s, _ := newStore(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	anchors := []string{"anchor-1", "anchor-2"}
+	got := 0
+	s.Briefs(anchors, func(i int, _ Brief, found bool, err error) {
+		got++
+		if found || err == nil || !strings.Contains(err.Error(), anchors[i]) {
+			t.Errorf("brief %d: found %v, error %v; want an error naming %s", i, found, err, anchors[i])
+		}
+	})
+	s.Records(anchors, func(i int, _ Record, found bool, err error) {
+		got++
+		if found || err == nil || !strings.Contains(err.Error(), anchors[i]) {
+			t.Errorf("record %d: found %v, error %v; want an error naming %s", i, found, err, anchors[i])
+		}
+	})
+	if got != 4 {
+		t.Fatalf("%d answers for 2 briefs and 2 records", got)
 	}
 }

@@ -159,22 +159,9 @@ func (s *Store) Get(anchor string) (Record, bool, error) {
 // Records is Get for a batch of anchors, read in one transaction, as
 // Briefs; fn runs inside it and must not use the Store.
 func (s *Store) Records(anchors []string, fn func(i int, r Record, found bool, err error)) {
-	done := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucketUsers))
-		for i, anchor := range anchors {
-			r, found, err := s.recordIn(tx, b, anchor)
-			if err != nil {
-				err = fmt.Errorf("state: get %s from %s: %w", anchorText(anchor), s.path, err)
-			}
-			fn(i, r, found, err)
-			done = i + 1
-		}
-		return nil
+	viewBatch(s, anchors, bucketUsers, s.recordIn, fn, func(anchor string, err error) error {
+		return fmt.Errorf("state: get %s from %s: %w", anchorText(anchor), s.path, err)
 	})
-	for i := done; i < len(anchors); i++ {
-		fn(i, Record{}, false, fmt.Errorf("state: get %s from %s: %w", anchorText(anchors[i]), s.path, err))
-	}
 }
 
 // recordIn reads anchor's record in tx from the users bucket b (nil:
