@@ -15,6 +15,7 @@ import (
 // (state.Store; a dry run without a state file has none).
 type chainStore interface {
 	Chain(sum [sha256.Size]byte) (state.Chain, bool, error)
+	HasChains() (bool, error)
 	PutChains(chains map[[sha256.Size]byte]state.Chain, prune bool, now time.Time) error
 	Writable() bool
 }
@@ -42,6 +43,12 @@ type chainMemo struct {
 	now   time.Time  // the pass's start: prunes chains of certificates expired before it
 	log   *zap.Logger
 	write bool
+	// none: the store held no chain when the pass began (a first pass),
+	// so it is not asked: only this pass's own chains could be there, and
+	// those it verified already. A first pass over a large directory
+	// would otherwise look up every certificate in a bucket it is
+	// filling, mapping pages all over it.
+	none bool
 
 	// queue takes full batches to the writer (when write); a worker
 	// waits only when one batch is already waiting there.
@@ -63,6 +70,11 @@ func (a *Agent) newChainMemo(now time.Time) *chainMemo {
 		return nil
 	}
 	m := &chainMemo{store: cs, now: now, log: a.log, write: cs.Writable(), pending: map[[sha256.Size]byte]state.Chain{}}
+	if has, err := cs.HasChains(); err != nil {
+		m.fail("reading remembered certificate chains failed; verifying every certificate", err)
+	} else {
+		m.none = !has
+	}
 	if m.write {
 		m.queue = make(chan map[[sha256.Size]byte]state.Chain, 1)
 		m.writer.Add(1)
@@ -104,7 +116,7 @@ func (m *chainMemo) VerifiedChain(sum [sha256.Size]byte) (mapping.VerifiedChain,
 	}
 	c, ok := m.pending[sum]
 	m.mu.Unlock()
-	if !ok {
+	if !ok && !m.none {
 		var err error
 		if c, ok, err = m.store.Chain(sum); err != nil {
 			m.fail("reading remembered certificate chains failed; verifying every certificate", err)

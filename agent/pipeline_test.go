@@ -119,3 +119,39 @@ func TestPassRemembersChains(t *testing.T) {
 		t.Fatal("a read-only plan remembered a chain")
 	}
 }
+
+// countingChains counts the chain lookups a memo makes in the store.
+type countingChains struct {
+	*state.Store
+	lookups int
+}
+
+func (c *countingChains) Chain(sum [sha256.Size]byte) (state.Chain, bool, error) {
+	c.lookups++
+	return c.Store.Chain(sum)
+}
+
+// A pass that starts with no chain remembered (a first pass) does not
+// look its certificates up in the store; once chains are there, it does
+// and uses them.
+func TestChainMemoAsksOnlyAStoreWithChains(t *testing.T) {
+	f := newFixture(t)
+	st := &countingChains{Store: f.store}
+	a := f.agent()
+	a.store = st
+	now := time.Now()
+	sum := sha256.Sum256([]byte("a certificate"))
+	m := a.newChainMemo(now)
+	if _, ok := m.VerifiedChain(sum); ok || st.lookups != 0 {
+		t.Fatalf("an empty store: found %v after %d lookups; want none and no lookup", ok, st.lookups)
+	}
+	m.stop()
+	if err := st.PutChains(map[[sha256.Size]byte]state.Chain{sum: {From: now, Until: now.Add(time.Hour), Expires: now.Add(time.Hour)}}, false, now); err != nil {
+		t.Fatal(err)
+	}
+	m = a.newChainMemo(now)
+	defer m.stop()
+	if _, ok := m.VerifiedChain(sum); !ok || st.lookups != 1 {
+		t.Fatalf("a store with the chain: found %v after %d lookups; want it after one", ok, st.lookups)
+	}
+}

@@ -58,6 +58,22 @@ func decodeChain(b []byte) (Chain, error) {
 	return c, nil
 }
 
+// HasChains reports whether any chain is remembered.
+func (s *Store) HasChains() (bool, error) {
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucketChains)); b != nil {
+			k, _ := b.Cursor().First()
+			found = k != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("state: read the chains of %s: %w", s.path, err)
+	}
+	return found, nil
+}
+
 // Chain returns the chain remembered for the certificate whose DER has
 // SHA-256 sum. A stored value that does not decode is reported as not
 // found: the caller verifies again and PutChains overwrites it.
