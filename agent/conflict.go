@@ -62,7 +62,7 @@ func (s *settler) conflicts(ix *planIndex) error {
 	a := s.a
 	grouped := map[[2]uint32]bool{} // (pos, target) of users in a group
 	for ti := range a.targets {
-		for _, run := range ix.suspects(ti) {
+		for _, run := range ix.accountSuspects(ti) {
 			byAccount := map[string][]*UserPlan{}
 			posOf := map[*UserPlan]uint32{}
 			var ids []string
@@ -269,7 +269,7 @@ func (s *settler) duplicates(ix *planIndex) error {
 		}
 		var groups [][]*UserPlan
 		var firsts []held
-		for _, run := range ix.suspects(len(s.a.targets) + ai) {
+		for _, run := range ix.valueSuspects(ai) {
 			// The run's users, once each, in the order read; their values
 			// with this hash (several only when two values collide).
 			holders := map[string][]*UserPlan{}

@@ -615,11 +615,11 @@ func (a *Agent) judge(source string, u mapping.SourceUser, now time.Time, memo *
 // inside them: the chain memo's own reads inside a read transaction
 // could wait for a writer that waits for that transaction to end.
 func (a *Agent) judgeAll(source string, users []mapping.SourceUser, js []judgement, now time.Time, memo *chainMemo, settle *settling) {
-	settled := a.settledJudgements(settle, source, users, js, now)
+	a.settledJudgements(settle, source, users, js, now)
 	var anchors []string
 	var unsettled []int
 	for i := range users {
-		if !settled[i] {
+		if js[i].settled == nil {
 			anchors = append(anchors, users[i].Anchor)
 			unsettled = append(unsettled, i)
 		}

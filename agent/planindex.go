@@ -10,9 +10,7 @@ import (
 	"hash/maphash"
 	"io"
 	"os"
-	"runtime"
 	"slices"
-	"unsafe"
 )
 
 // planIndex is what a plan keeps of each candidate to find, once every
@@ -28,10 +26,11 @@ import (
 // (seal): the index then holds only the suspects, whatever the
 // directory's size.
 type planIndex struct {
-	seed maphash.Seed
-	mask uint32 // Agent.indexMask
-	run  int    // entries held before a sorted run goes to the file
-	dir  string // where the file goes (Agent.spillDir)
+	seed    maphash.Seed
+	mask    uint32 // Agent.indexMask
+	run     int    // entries held before a sorted run goes to the file
+	dir     string // where the file goes (Agent.spillDir)
+	targets int    // the first list of values comes after one per target
 
 	held []ixEntry // noted, not yet in a run on the file
 	f    *os.File
@@ -73,8 +72,13 @@ func (a *Agent) newPlanIndex() *planIndex {
 	if run <= 0 {
 		run = ixRun
 	}
-	return &planIndex{seed: maphash.MakeSeed(), mask: a.indexMask, run: run, dir: a.spillDir}
+	return &planIndex{seed: maphash.MakeSeed(), mask: a.indexMask, run: run, dir: a.spillDir, targets: len(a.targets)}
 }
+
+// accountList and valueList number the lists: the accounts users
+// resolved to in target ti, the values they would hold in attribute ai.
+func (ix *planIndex) accountList(ti int) uint16 { return uint16(ti) }
+func (ix *planIndex) valueList(ai int) uint16   { return uint16(ix.targets + ai) }
 
 func (ix *planIndex) hash(s string) uint32 { return uint32(maphash.String(ix.seed, s)) & ix.mask }
 
@@ -85,7 +89,7 @@ func (ix *planIndex) note(a *Agent, up *UserPlan, pos, seq int) error {
 		if id == "" {
 			continue
 		}
-		if err := ix.add(ixEntry{ix.hash(id), uint32(pos), uint32(seq), 0, uint16(ti)}); err != nil {
+		if err := ix.add(ixEntry{ix.hash(id), uint32(pos), uint32(seq), 0, ix.accountList(ti)}); err != nil {
 			return err
 		}
 		if ix.noClaims || up.Departed || up.claims(ti, id) {
@@ -109,7 +113,7 @@ func (ix *planIndex) note(a *Agent, up *UserPlan, pos, seq int) error {
 				continue
 			}
 			for vi, v := range union(t.Change.Add, t.Change.Owned) {
-				if err := ix.add(ixEntry{ix.hash(v), uint32(pos), uint32(seq), uint16(vi), uint16(len(a.targets) + ai)}); err != nil {
+				if err := ix.add(ixEntry{ix.hash(v), uint32(pos), uint32(seq), uint16(vi), ix.valueList(ai)}); err != nil {
 					return err
 				}
 			}
@@ -252,21 +256,11 @@ func (c *ixCursor) next() (bool, error) {
 	return true, nil
 }
 
-// suspects yields the runs of entries of list sharing a hash, more than
-// one each, ordered by their first entry's place in the order read. The
-// index must be sealed.
-func (ix *planIndex) suspects(list int) [][]ixEntry { return ix.suspectsOf[uint16(list)] }
-
-// heldBytes is what the index holds in memory, for tests.
-func (ix *planIndex) heldBytes() int {
-	n := len(ix.claims) + cap(ix.held)
-	for _, runs := range ix.suspectsOf {
-		for _, r := range runs {
-			n += len(r)
-		}
-	}
-	return n * int(unsafe.Sizeof(ixEntry{}))
-}
+// accountSuspects and valueSuspects yield the runs of entries of a list
+// sharing a hash, more than one each, ordered by their first entry's
+// place in the order read. The index must be sealed.
+func (ix *planIndex) accountSuspects(ti int) [][]ixEntry { return ix.suspectsOf[ix.accountList(ti)] }
+func (ix *planIndex) valueSuspects(ai int) [][]ixEntry   { return ix.suspectsOf[ix.valueList(ai)] }
 
 // close gives the file back.
 func (ix *planIndex) close() error {
@@ -279,22 +273,4 @@ func (ix *planIndex) close() error {
 	}
 	ix.f, ix.w = nil, nil
 	return err
-}
-
-// planTemp makes a temporary file for a plan in dir, else in the
-// system's temporary directory (dir may be read-only to whoever runs a
-// dry run). No one else needs to see it: on unix it is unlinked at once
-// and goes away with the process, whatever happens.
-func planTemp(dir, pattern string) (f *os.File, unlinked bool, err error) {
-	f, err = os.CreateTemp(dir, pattern)
-	if err != nil && dir != "" {
-		f, err = os.CreateTemp("", pattern)
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if runtime.GOOS != "windows" && os.Remove(f.Name()) == nil {
-		unlinked = true
-	}
-	return f, unlinked, nil
 }

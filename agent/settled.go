@@ -85,12 +85,11 @@ func (s *settling) inputs(source string, u mapping.SourceUser) [sha256.Size]byte
 }
 
 // settledJudgements looks for the marks of users, their briefs read in
-// one transaction: js[i] gets users[i]'s digest and, when its mark holds
-// (settled[i]), the mark: then nothing else is needed of that user.
-func (a *Agent) settledJudgements(s *settling, source string, users []mapping.SourceUser, js []judgement, now time.Time) (settled []bool) {
-	settled = make([]bool, len(users))
+// one transaction: js[i] gets users[i]'s digest and, when its mark holds,
+// the mark (js[i].settled): then nothing else is needed of that user.
+func (a *Agent) settledJudgements(s *settling, source string, users []mapping.SourceUser, js []judgement, now time.Time) {
 	if s == nil || !s.on {
-		return settled
+		return
 	}
 	var anchors []string
 	var asked []int
@@ -114,9 +113,8 @@ func (a *Agent) settledJudgements(s *settling, source string, users []mapping.So
 		case !b.Settled.Until.IsZero() && !now.Before(b.Settled.Until):
 			return
 		}
-		js[i].settled, settled[i] = b.Settled, true
+		js[i].settled = b.Settled
 	})
-	return settled
 }
 
 // settledStats is what a settled user adds to the pass's counts, and its

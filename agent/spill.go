@@ -11,6 +11,7 @@ import (
 	"iter"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -92,6 +93,24 @@ func (s *spill) open() error {
 	}
 	s.f, s.w, s.unlinked = f, bufio.NewWriterSize(f, 256<<10), unlinked
 	return nil
+}
+
+// planTemp makes a temporary file for a plan in dir, else in the
+// system's temporary directory (dir may be read-only to whoever runs a
+// dry run). No one else needs to see it: on unix it is unlinked at once
+// and goes away with the process, whatever happens.
+func planTemp(dir, pattern string) (f *os.File, unlinked bool, err error) {
+	f, err = os.CreateTemp(dir, pattern)
+	if err != nil && dir != "" {
+		f, err = os.CreateTemp("", pattern)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if runtime.GOOS != "windows" && os.Remove(f.Name()) == nil {
+		unlinked = true
+	}
+	return f, unlinked, nil
 }
 
 func (s *spill) write(up *UserPlan) error {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/certsync/certsync/cloudsink"
 	"github.com/certsync/certsync/cloudsink/graphtest"
@@ -265,11 +266,14 @@ func TestPlanIndexIsCompact(t *testing.T) {
 	if b := spilled.heldBytes(); b > (run+4)*16 {
 		t.Fatalf("the spilled index holds %d bytes for %d users", b, n)
 	}
-	for list, want := range map[int][2]uint32{0: {10, 700}, len(a.targets): {20, 900}} {
+	for list, want := range map[string][2]uint32{"accounts": {10, 700}, "values": {20, 900}} {
 		for _, ix := range []*planIndex{held, spilled} {
-			got := ix.suspects(list)
+			got := ix.accountSuspects(0)
+			if list == "values" {
+				got = ix.valueSuspects(0)
+			}
 			if len(got) != 1 || len(got[0]) != 2 || got[0][0].seq != want[0] || got[0][1].seq != want[1] || got[0][0].pos != n-1-want[0] {
-				t.Fatalf("list %d (on file %v): suspects %+v, want the users read %d and %d", list, ix.f != nil, got, want[0], want[1])
+				t.Fatalf("%s (on file %v): suspects %+v, want the users read %d and %d", list, ix.f != nil, got, want[0], want[1])
 			}
 		}
 	}
@@ -318,4 +322,15 @@ func TestSpillReadsAnyUser(t *testing.T) {
 	if _, err := s.get(4 * markEvery); err == nil {
 		t.Fatalf("get(%d) of %d users did not fail", 4*markEvery, 4*markEvery)
 	}
+}
+
+// heldBytes is what the index holds in memory.
+func (ix *planIndex) heldBytes() int {
+	n := len(ix.claims) + cap(ix.held)
+	for _, runs := range ix.suspectsOf {
+		for _, r := range runs {
+			n += len(r)
+		}
+	}
+	return n * int(unsafe.Sizeof(ixEntry{}))
 }

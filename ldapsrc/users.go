@@ -120,8 +120,9 @@ func (s *Source) readUsers(ctx context.Context, conn *ldap.Conn, q userQuery, st
 	// server now expects. The page in flight is waited for, not
 	// cancelled: go-ldap cancels only its own side (no Abandon operation
 	// is sent), so the server finishes that page anyway and then expects
-	// its cookie; the wait is bounded by OpTimeout. When ctx ended, the page is cut short and its cookie
-	// never seen; the last page received is then the best guess.
+	// its cookie; the wait is bounded by OpTimeout. When ctx ended, the
+	// page is cut short and its cookie never seen; the last page received
+	// is then the best guess.
 	stop := func(cookie []byte) {
 		if next != nil {
 			if p := <-next; p.err == nil {
