@@ -5,6 +5,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -212,7 +213,11 @@ func people(b *testing.B, issuing *pkitest.CA, n int) ([]byte, []graphtest.User)
 	// Entries changed a day ago, as in a directory in use: an incremental
 	// read re-reads the last two minutes' changes (ldapsrc's overlap).
 	ts := time.Now().Add(-24 * time.Hour).UTC().Format("20060102150405Z")
-	stamps := map[string][]string{"createTimestamp": {ts}, "modifyTimestamp": {ts}}
+	// Each entry gets a random (version 4) entryUUID: slapadd would number
+	// them in the order added, so the anchors would sort as they are read
+	// and every state write would land at the end of its bucket. Active
+	// Directory's objectGUIDs are random, and so are the pages a pass's
+	// writes land on there.
 	var wg sync.WaitGroup
 	errs := make([]error, workers)
 	for k := range workers {
@@ -227,8 +232,9 @@ func people(b *testing.B, issuing *pkitest.CA, n int) ([]byte, []graphtest.User)
 					errs[k] = err
 					return
 				}
+				attrs := map[string][]string{"createTimestamp": {ts}, "modifyTimestamp": {ts}, "entryUUID": {randomUUID()}}
 				entries[i] = ldaptest.PersonLDIF("ou=people,dc=example,dc=test",
-					ldaptest.Person{UID: uid, Mail: mail, UserCertificates: [][]byte{c.Raw}, Attributes: stamps})
+					ldaptest.Person{UID: uid, Mail: mail, UserCertificates: [][]byte{c.Raw}, Attributes: attrs})
 				cloud[i] = graphtest.User{UserPrincipalName: mail, Mail: mail}
 			}
 		}()
@@ -240,6 +246,15 @@ func people(b *testing.B, issuing *pkitest.CA, n int) ([]byte, []graphtest.User)
 		}
 	}
 	return bytes.Join(entries, []byte("\n")), cloud
+}
+
+// randomUUID returns a random (version 4) UUID in its text form.
+func randomUUID() string {
+	u := make([]byte, 16)
+	_, _ = rand.Read(u) // crypto/rand.Read never fails
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
 }
 
 // row is one timed pass.
