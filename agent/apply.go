@@ -201,12 +201,11 @@ func (a *Agent) applyChunk(ctx context.Context, chunk []*UserPlan, retry map[str
 			retry[u.Source] = why
 		}
 	}
-	if err := a.store.Commit(state.Commit{Puts: puts, Deletes: deletes}); err != nil {
+	// A mark lands with its user's record, never on a record that is not
+	// in line yet: that would skip a user who needs work.
+	if err := a.store.Commit(state.Commit{Puts: puts, Deletes: deletes, Settled: marks}); err != nil {
 		return fmt.Errorf("agent: recording results: %w", err)
 	}
-	// Only once the records are in line: a mark on a record that is
-	// not would skip a user who needs work.
-	a.writeSettled(marks)
 	return nil
 }
 

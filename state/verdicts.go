@@ -1,10 +1,12 @@
 package state
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -101,45 +103,74 @@ func (s *Store) Chain(sum [sha256.Size]byte) (Chain, bool, error) {
 	return c, found, nil
 }
 
-// PutChains remembers chains in one transaction and, when prune is set,
-// forgets those of certificates that expired before now.
+// PutChains remembers chains and, when prune is set, forgets those of
+// certificates that expired before now. It writes dirtyBudget pages a
+// transaction: a failure part way leaves the chains before it
+// remembered, which is all a cache needs.
 func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now time.Time) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(bucketChains))
-		if err != nil {
-			return err
-		}
-		for sum, c := range chains {
-			if err := b.Put(sum[:], encodeChain(c)); err != nil {
-				return err
-			}
-			s.touched(tx, 1)
-		}
-		if !prune {
-			// What the puts mapped goes before the commit maps more.
-			releaseMapped(s.db, tx)
+	puts := make([]kv, 0, len(chains))
+	for sum, c := range chains {
+		puts = append(puts, kv{append([]byte(nil), sum[:]...), encodeChain(c)})
+	}
+	if err := s.writeBucket(bucketChains, puts); err != nil {
+		return fmt.Errorf("state: remember %d verified certificate chains in %s: %w", len(chains), s.path, err)
+	}
+	if !prune {
+		return nil
+	}
+	var expired []kv
+	err := s.db.View(func(tx *bolt.Tx) error {
+		defer releaseMapped(s.db, tx)
+		b := tx.Bucket([]byte(bucketChains))
+		if b == nil {
 			return nil
 		}
-		var expired [][]byte
-		err = b.ForEach(func(k, v []byte) error {
+		return b.ForEach(func(k, v []byte) error {
 			s.touched(tx, 1)
 			if c, err := decodeChain(v); err != nil || c.Expires.Before(now) {
-				expired = append(expired, append([]byte(nil), k...))
+				expired = append(expired, kv{k: append([]byte(nil), k...)})
 			}
 			return nil
 		})
-		for _, k := range expired {
-			if err == nil {
-				err = b.Delete(k)
-			}
-		}
-		releaseMapped(s.db, tx)
-		return err
 	})
-	if err != nil {
-		return fmt.Errorf("state: remember %d verified certificate chains in %s: %w", len(chains), s.path, err)
+	if err == nil {
+		err = s.writeBucket(bucketChains, expired)
 	}
-	s.committed()
+	if err != nil {
+		return fmt.Errorf("state: forget expired certificate chains in %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// writeBucket puts kvs (a nil value: deletes the key) in the bucket name,
+// creating it, in key order, dirtyBudget pages a transaction.
+func (s *Store) writeBucket(name string, kvs []kv) error {
+	slices.SortStableFunc(kvs, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
+	for written := 0; written < len(kvs); {
+		next := written
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte(name))
+			if err != nil {
+				return err
+			}
+			for ; next < len(kvs) && (next == written || !overBudget(tx)); next++ {
+				if kvs[next].v == nil {
+					err = b.Delete(kvs[next].k)
+				} else {
+					err = b.Put(kvs[next].k, kvs[next].v)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.committed()
+		written = next
+	}
 	return nil
 }
 
