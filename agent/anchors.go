@@ -18,9 +18,10 @@ import "hash/maphash"
 type anchorSet struct {
 	seed    maphash.Seed
 	sources []string
-	slots   []uint64 // hashes; 0 is an empty slot
-	dirs    []uint16 // the directory of slots[i], an index into sources
-	n       int      // slots in use
+	table   *anchorTable // nil until the first add
+	slots   []uint64     // table's hashes; 0 is an empty slot
+	dirs    []uint16     // table's directory of slots[i], an index into sources
+	n       int          // slots in use
 }
 
 func newAnchorSet() *anchorSet { return &anchorSet{seed: maphash.MakeSeed()} }
@@ -63,15 +64,23 @@ func (s *anchorSet) add(anchor, source string) {
 }
 
 func (s *anchorSet) grow() {
+	old := s.table
 	slots, sources := s.slots, s.dirs
-	size := max(2*len(slots), 1024)
-	s.slots, s.dirs = make([]uint64, size), make([]uint16, size)
+	s.table = newAnchorTable(max(2*len(slots), 1024))
+	s.slots, s.dirs = s.table.slots, s.table.dirs
 	for i, h := range slots {
 		if h != 0 {
 			j := s.slot(h)
 			s.slots[j], s.dirs[j] = h, sources[i]
 		}
 	}
+	old.free()
+}
+
+// free gives the table's memory back; the set is empty after.
+func (s *anchorSet) free() {
+	s.table.free()
+	s.table, s.slots, s.dirs, s.n = nil, nil, nil, 0
 }
 
 // source is the directory anchor was read from; false when it was not.

@@ -143,6 +143,8 @@ func (pl *planner) findUser(ctx context.Context, id string) error {
 // of the plan (its SourceReport says why); when every one fails, there is
 // no plan.
 func (pl *planner) readAll(ctx context.Context, incremental bool, crls string) error {
+	// Only the reads and the search for departed users need it.
+	defer pl.seen.free()
 	type fullRead struct {
 		source string
 		i      int // index in p.Sources
