@@ -229,36 +229,6 @@ func damaged(path, why string) error {
 		path, why, path+BackupSuffix, path, ErrDamaged)
 }
 
-// Backup copies the state file, as of its last commit, to path.bak:
-// written beside it and renamed into place, so the backup is always a
-// whole file. The agent calls it after each successful commit.
-func (s *Store) Backup() error {
-	dst := s.path + BackupSuffix
-	tmp := dst + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("state: backup %s: %w", s.path, err)
-	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		_, err := tx.WriteTo(f)
-		return err
-	})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("state: backup %s to %s: %w", s.path, dst, err)
-	}
-	return nil
-}
-
 // OpenSnapshot opens a read-only copy of the state file as it is now:
 // the file's lock is held only while it is copied (milliseconds), so a
 // long reader (a dry run waiting on the cloud) never holds up the

@@ -371,6 +371,7 @@ func (s *Store) Commit(c Commit) error {
 	// the later of two puts of one anchor is written last and wins.
 	slices.SortStableFunc(changes, func(x, y change) int { return bytes.Compare(x.anchor, y.anchor) })
 
+	recordsChange := len(c.Puts) > 0 || len(c.Deletes) > 0
 	written := 0
 	for first := true; first || written < len(changes); first = false {
 		next := written
@@ -382,6 +383,13 @@ func (s *Store) Commit(c Commit) error {
 			bb, err := tx.CreateBucketIfNotExists([]byte(bucketBriefs))
 			if err != nil {
 				return err
+			}
+			if first && recordsChange {
+				// Before any record lands: a commit that fails part
+				// way still leaves the backup out of date (Backup).
+				if err := bumpGeneration(tx); err != nil {
+					return err
+				}
 			}
 			for next < len(changes) && (next == written || !overBudget(tx)) {
 				if err := applyChange(b, bb, changes[next]); err != nil {

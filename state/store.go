@@ -32,11 +32,15 @@ const schemaVersion = 2
 const (
 	bucketSchema = "schema" // keyVersion → decimal schema version
 	bucketUsers  = "users"  // anchor → recordV1 JSON
-	bucketPass   = "pass"   // keyLastPass → passV1 JSON
+	bucketPass   = "pass"   // keyLastPass → passV1 JSON; keyGeneration, keyBackedUp → uint64 (backup.go)
 	bucketMeta   = "meta"   // caller's key → caller's JSON
 	bucketBriefs = "briefs" // anchor → brief (briefs.go), one per record
 	keyVersion   = "version"
 	keyLastPass  = "last"
+	// keyGeneration counts the commits that changed records;
+	// keyBackedUp is the generation the last backup copied.
+	keyGeneration = "generation"
+	keyBackedUp   = "backedUp"
 )
 
 // dataBuckets are the buckets a current file must have besides bucketSchema.
