@@ -23,13 +23,10 @@ type chainStore interface {
 // chainFlush is how many new chains are held before they are written:
 // a first pass over a large directory never holds them all. Chains are
 // keyed by their certificate's hash, so each write lands all over the
-// bucket: bbolt holds every leaf it touches in memory until the commit,
-// and the commit reads the header of each page it frees through the map
-// (64 KiB mapped around each). 4,096 at once touched most of a
-// 100,000-user bucket (about 2,700 leaves: 16 MiB of heap and as much
-// mapped); 64 bound both to about 4 MiB whatever the directory's size,
-// for about 1,600 commits at 100,000 users, which the writer goroutine
-// makes while the directory is still being read.
+// bucket; PutChains writes them a bounded number of pages a transaction
+// (state's dirtyBudget), which 64 chains about fill once the bucket is
+// large: about 1,600 to 3,200 commits at 100,000 users, which the writer
+// goroutine makes while the directory is still being read.
 const chainFlush = 64
 
 // chainMemo is mapping.ChainMemo over the state file: a pass reads the

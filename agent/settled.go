@@ -167,9 +167,9 @@ func (a *Agent) canWrite() bool {
 	return ok && cs.Writable()
 }
 
-// settledFlush is how many marks one commit writes: as many as a chunk
-// of the plan commits, for the same reason as chainFlush (each mark
-// lands on its own leaf of a large bucket).
+// settledFlush is how many marks go to one Commit, as many as a chunk of
+// the plan (Commit writes them a bounded number of pages a transaction:
+// each mark lands on its own leaf of a large bucket).
 const settledFlush = cloudChunk
 
 // writeSettled stores the marks of a pass, after its results: a cache,

@@ -314,11 +314,10 @@ func checkPages(db *bolt.DB, path string) (err error) {
 	return nil
 }
 
-// releaseEvery is how many keys are read or written through the memory
-// map between releases of the pages touched. A fault maps up to 64 KiB
-// around the page asked for (the kernel's fault-around), so 32 keys on
-// pages of their own map at most 2 MiB. At 256, a first sync's commits
-// of random keys held 10 MiB more at 100,000 users than at 10,000.
+// releaseEvery is how many keys are read through the memory map between
+// releases of the pages touched. A fault maps up to 64 KiB around the
+// page asked for (the kernel's fault-around), so 32 keys on pages of
+// their own map at most 2 MiB.
 const releaseEvery = 32
 
 // touchBucket reads every byte of every key and value under b (nothing

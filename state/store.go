@@ -71,18 +71,17 @@ type Store struct {
 	// removeOnClose: the file is OpenSnapshot's private copy.
 	removeOnClose bool
 	readOnly      bool // opened with Options.ReadOnly
-	// touches counts keys read or written through bbolt's memory map,
-	// for touched.
+	// touches counts keys read through bbolt's memory map, for touched.
 	touches atomic.Int64
 }
 
-// touched notes n keys read or written through the memory map, inside
-// the open transaction tx (a write transaction too: its puts read the
-// pages they land on through the map, and those pages stay as they are
-// until the commit writes elsewhere); every releaseEvery of them, the
-// pages the map holds resident are given back (releaseMapped), so the
-// agent's memory does not grow with the state file however many users a
-// pass reads or writes.
+// touched notes n keys read through the memory map, inside the open
+// transaction tx; every releaseEvery of them, the pages the map holds
+// resident are given back (releaseMapped), so the agent's memory does not
+// grow with the state file however many users a pass reads. Writes are
+// bounded by pages instead (dirtyBudget): a commit reads every page it
+// changed through the map again, so releasing in between would only map
+// them twice.
 func (s *Store) touched(tx *bolt.Tx, n int) {
 	after := s.touches.Add(int64(n))
 	if after/releaseEvery != (after-int64(n))/releaseEvery {
