@@ -372,47 +372,66 @@ func (s *Store) Commit(c Commit) error {
 	slices.SortStableFunc(changes, func(x, y change) int { return bytes.Compare(x.anchor, y.anchor) })
 
 	recordsChange := len(c.Puts) > 0 || len(c.Deletes) > 0
+	written, err := s.writeInParts(len(changes), func(tx *bolt.Tx, first bool) (func(i int) error, error) {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucketUsers))
+		if err != nil {
+			return nil, err
+		}
+		bb, err := tx.CreateBucketIfNotExists([]byte(bucketBriefs))
+		if err != nil {
+			return nil, err
+		}
+		if first && recordsChange {
+			// Before any record lands: a commit that fails part way
+			// still leaves the backup out of date (Backup).
+			if err := bumpGeneration(tx); err != nil {
+				return nil, err
+			}
+		}
+		return func(i int) error { return applyChange(b, bb, changes[i]) }, nil
+	}, func(tx *bolt.Tx) error { return putMeta(tx, meta) })
+	switch {
+	case err != nil && written == 0:
+		return fmt.Errorf("state: update %s: %w; nothing written", s.path, err)
+	case err != nil:
+		return fmt.Errorf("state: update %s: %w; %d of %d changes written before it, each whole, and no meta value", s.path, err, written, len(changes))
+	}
+	return nil
+}
+
+// writeInParts makes n changes in order, in as many write transactions
+// as dirtyBudget asks for (at least one change each). open prepares a
+// transaction (first: the first one) and returns the function that makes
+// change i in it; last, when set, runs in the transaction that makes the
+// final change (or in the only one, when n is 0). It returns how many
+// changes were committed.
+func (s *Store) writeInParts(n int, open func(tx *bolt.Tx, first bool) (func(i int) error, error), last func(tx *bolt.Tx) error) (int, error) {
 	written := 0
-	for first := true; first || written < len(changes); first = false {
+	for first := true; first || written < n; first = false {
 		next := written
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte(bucketUsers))
+			change, err := open(tx, first)
 			if err != nil {
 				return err
 			}
-			bb, err := tx.CreateBucketIfNotExists([]byte(bucketBriefs))
-			if err != nil {
-				return err
-			}
-			if first && recordsChange {
-				// Before any record lands: a commit that fails part
-				// way still leaves the backup out of date (Backup).
-				if err := bumpGeneration(tx); err != nil {
+			for ; next < n && (next == written || !overBudget(tx)); next++ {
+				if err := change(next); err != nil {
 					return err
 				}
 			}
-			for next < len(changes) && (next == written || !overBudget(tx)) {
-				if err := applyChange(b, bb, changes[next]); err != nil {
-					return err
-				}
-				next++
-			}
-			if next < len(changes) {
+			if next < n || last == nil {
 				return nil
 			}
-			return putMeta(tx, meta)
+			return last(tx)
 		})
 		if err != nil {
-			if written == 0 {
-				return fmt.Errorf("state: update %s: %w; nothing written", s.path, err)
-			}
-			return fmt.Errorf("state: update %s: %w; %d of %d changes written before it, each whole, and no meta value", s.path, err, written, len(changes))
+			return written, err
 		}
 		// What the commit mapped goes before the next maps more.
 		s.committed()
 		written = next
 	}
-	return nil
+	return written, nil
 }
 
 // applyChange makes one change to the records (b) and briefs (bb).

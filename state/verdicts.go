@@ -146,32 +146,19 @@ func (s *Store) PutChains(chains map[[sha256.Size]byte]Chain, prune bool, now ti
 // creating it, in key order, dirtyBudget pages a transaction.
 func (s *Store) writeBucket(name string, kvs []kv) error {
 	slices.SortStableFunc(kvs, func(x, y kv) int { return bytes.Compare(x.k, y.k) })
-	for written := 0; written < len(kvs); {
-		next := written
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists([]byte(name))
-			if err != nil {
-				return err
-			}
-			for ; next < len(kvs) && (next == written || !overBudget(tx)); next++ {
-				if kvs[next].v == nil {
-					err = b.Delete(kvs[next].k)
-				} else {
-					err = b.Put(kvs[next].k, kvs[next].v)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	_, err := s.writeInParts(len(kvs), func(tx *bolt.Tx, _ bool) (func(i int) error, error) {
+		b, err := tx.CreateBucketIfNotExists([]byte(name))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		s.committed()
-		written = next
-	}
-	return nil
+		return func(i int) error {
+			if kvs[i].v == nil {
+				return b.Delete(kvs[i].k)
+			}
+			return b.Put(kvs[i].k, kvs[i].v)
+		}, nil
+	}, nil)
+	return err
 }
 
 // Writable reports whether the store takes writes (not opened ReadOnly).
