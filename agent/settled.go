@@ -167,30 +167,18 @@ func (a *Agent) canWrite() bool {
 	return ok && cs.Writable()
 }
 
-// settledFlush is how many marks go to one Commit, as many as a chunk of
-// the plan (Commit writes them a bounded number of pages a transaction:
-// each mark lands on its own leaf of a large bucket).
+// settledFlush is how many marks a pass holds before it writes them, as
+// many as a chunk of the plan.
 const settledFlush = cloudChunk
 
-// writeSettled stores the marks of a pass, after its results: a cache,
-// so a failure is logged and the pass stands.
+// writeSettled stores marks earned in a pass, after its results: a cache,
+// so a failure is logged and the pass stands. Commit writes them a
+// bounded number of pages a transaction.
 func (a *Agent) writeSettled(marks map[string]state.Settled) {
-	batch := map[string]state.Settled{}
-	flush := func() bool {
-		if err := a.store.Commit(state.Commit{Settled: batch}); err != nil {
-			a.log.Warn("could not remember which users are settled; the next pass judges them again", zap.Error(err))
-			return false
-		}
-		clear(batch)
-		return true
+	if len(marks) == 0 {
+		return
 	}
-	for anchor, m := range marks {
-		batch[anchor] = m
-		if len(batch) == settledFlush && !flush() {
-			return
-		}
-	}
-	if len(batch) > 0 {
-		flush()
+	if err := a.store.Commit(state.Commit{Settled: marks}); err != nil {
+		a.log.Warn("could not remember which users are settled; the next pass judges them again", zap.Error(err))
 	}
 }

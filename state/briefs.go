@@ -204,15 +204,7 @@ func decodeBrief(anchor, raw []byte) (Brief, error) {
 
 // Brief returns the brief of anchor; false (and no error) when the state
 // holds no record for it.
-func (s *Store) Brief(anchor string) (Brief, bool, error) {
-	var (
-		b     Brief
-		found bool
-		err   error
-	)
-	s.Briefs([]string{anchor}, func(_ int, bb Brief, ok bool, e error) { b, found, err = bb, ok, e })
-	return b, found, err
-}
+func (s *Store) Brief(anchor string) (Brief, bool, error) { return readOne(s.Briefs, anchor) }
 
 // Briefs is Brief for a batch of anchors, read in one transaction: a pass
 // looks users up a batch at a time, and a transaction per user cost as
@@ -223,6 +215,17 @@ func (s *Store) Briefs(anchors []string, fn func(i int, b Brief, found bool, err
 	viewBatch(s, anchors, bucketBriefs, s.briefIn, fn, func(anchor string, err error) error {
 		return fmt.Errorf("state: brief of %s in %s: %w", anchorText(anchor), s.path, err)
 	})
+}
+
+// readOne is a batch read (Briefs, Records) of one anchor.
+func readOne[T any](batch func([]string, func(int, T, bool, error)), anchor string) (T, bool, error) {
+	var (
+		v     T
+		found bool
+		err   error
+	)
+	batch([]string{anchor}, func(_ int, got T, ok bool, e error) { v, found, err = got, ok, e })
+	return v, found, err
 }
 
 // viewBatch reads each of anchors with read in one read transaction (b:

@@ -146,15 +146,7 @@ func decodeRecord(anchor, raw []byte) (Record, error) {
 }
 
 // Get returns the record of anchor; false (and no error) when there is none.
-func (s *Store) Get(anchor string) (Record, bool, error) {
-	var (
-		r     Record
-		found bool
-		err   error
-	)
-	s.Records([]string{anchor}, func(_ int, rr Record, ok bool, e error) { r, found, err = rr, ok, e })
-	return r, found, err
-}
+func (s *Store) Get(anchor string) (Record, bool, error) { return readOne(s.Records, anchor) }
 
 // Records is Get for a batch of anchors, read in one transaction, as
 // Briefs; fn runs inside it and must not use the Store.
